@@ -1,0 +1,15 @@
+"""Settings read when called (never at import), so override_settings and env work."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from campaigns import strategy
+
+
+def push_limits() -> strategy.Limits:
+    return strategy.Limits(
+        expired_min=settings.PUSH_EXPIRED_MIN,
+        expired_max=settings.PUSH_EXPIRED_MAX,
+        max_targets=min(settings.PUSH_BATCH_SIZE, 10),
+    )

@@ -1,0 +1,22 @@
+from .audit import AuditEvent
+from .campaign import Campaign, CircleType, Run, StrategyType
+from .credential import Credential
+from .ledger import Attempt, Batch, Delivery
+from .target import DeliveryType, Target, TargetList
+from .template import MessageTemplate
+
+__all__ = [
+    "Attempt",
+    "AuditEvent",
+    "Batch",
+    "Campaign",
+    "CircleType",
+    "Credential",
+    "Delivery",
+    "DeliveryType",
+    "MessageTemplate",
+    "Run",
+    "StrategyType",
+    "Target",
+    "TargetList",
+]

@@ -1,0 +1,211 @@
+"""Campaigns and their runs. A campaign is what marketing builds; a run is one launch
+of it (the first send, a retry of failed targets, or one occurrence of a schedule)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from campaigns import strategy
+
+from .credential import Credential
+from .target import DeliveryType, TargetList
+from .template import MessageTemplate
+
+
+class StrategyType(models.IntegerChoices):
+    IMMEDIATE = 0, _("Immediate")
+    FIXED = 1, _("Fixed time")
+    LOOP = 2, _("Loop")
+
+
+class CircleType(models.IntegerChoices):
+    DAILY = 1, _("Daily")
+    WEEKLY = 2, _("Weekly")
+    MONTHLY = 3, _("Monthly")
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        CANCELLED = "cancelled", _("Cancelled")
+        COMPLETED = "completed", _("Completed")
+        COMPLETED_WITH_ERRORS = "completed_with_errors", _("Completed with errors")
+        FAILED = "failed", _("Failed")
+
+    # Basics
+    task_name = models.CharField(_("task name"), max_length=128)
+    credential = models.ForeignKey(
+        Credential, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("credential")
+    )
+    template = models.ForeignKey(
+        MessageTemplate, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("template")
+    )
+    template_values = models.JSONField(_("template values"), default=dict, blank=True)
+    target_list = models.ForeignKey(
+        TargetList, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("target list")
+    )
+    expired_seconds = models.PositiveIntegerField(_("expiry (seconds)"), default=3600)
+
+    # Delivery strategy
+    strategy_type = models.PositiveSmallIntegerField(
+        _("delivery"), choices=StrategyType.choices, default=StrategyType.IMMEDIATE
+    )
+    fixed_time = models.DateTimeField(_("send at"), null=True, blank=True)
+    loop_start_date = models.DateField(_("loop start date"), null=True, blank=True)
+    loop_end_date = models.DateField(_("loop end date"), null=True, blank=True)
+    loop_circle_type = models.PositiveSmallIntegerField(
+        _("repeat"), choices=CircleType.choices, null=True, blank=True
+    )
+    loop_circle_values = models.JSONField(_("days"), default=list, blank=True)
+    loop_time = models.TimeField(_("time of day"), null=True, blank=True)
+
+    # Channel options
+    classification = models.CharField(_("vivo message type"), max_length=1, blank=True)
+    notify_type = models.CharField(_("notify type"), max_length=16, blank=True)
+    third_channel_category = models.JSONField(_("vendor categories"), default=dict, blank=True)
+    notify_level = models.JSONField(_("vendor notify levels"), default=dict, blank=True)
+    mi_channel_id = models.CharField(_("Xiaomi channel ID"), max_length=64, blank=True)
+    extended_params = models.JSONField(_("extended parameters"), default=dict, blank=True)
+
+    # SMS supplement
+    sms_strategy = models.PositiveSmallIntegerField(_("SMS strategy"), default=0)
+    sms_sign_name = models.CharField(_("SMS sign name"), max_length=64, blank=True)
+    sms_template_code = models.CharField(_("SMS template code"), max_length=64, blank=True)
+    sms_template_param = models.JSONField(_("SMS template parameters"), default=dict, blank=True)
+
+    # iOS live activity
+    activity_event = models.CharField(_("live-activity event"), max_length=8, blank=True)
+    activity_content_state = models.JSONField(
+        _("live-activity content state"), null=True, blank=True
+    )
+    dismissal_date = models.DateTimeField(_("dismissal date"), null=True, blank=True)
+
+    # Lifecycle
+    status = models.CharField(
+        _("status"), max_length=24, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    status_reason = models.CharField(_("reason"), max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+
+    def __str__(self) -> str:
+        return self.task_name
+
+    @property
+    def delivery_type(self) -> int:
+        return self.target_list.delivery_type
+
+    def delivery_type_label(self) -> str:
+        return DeliveryType(self.delivery_type).label
+
+    def can_launch(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+    def push_spec(self) -> strategy.PushSpec:
+        """This campaign as the plain value strategy.py validates and turns into params."""
+        template = self.template
+        credential = self.credential
+        return strategy.PushSpec(
+            task_name=self.task_name,
+            app_id=credential.app_id,
+            workspace_id=credential.workspace_id,
+            template_name=template.name,
+            template_placeholders=template.placeholders(),
+            template_values=dict(self.template_values or {}),
+            delivery_type=self.target_list.delivery_type,
+            expired_seconds=self.expired_seconds,
+            timezone=credential.timezone,
+            strategy_type=self.strategy_type,
+            fixed_time=self.fixed_time,
+            loop_start_date=self.loop_start_date,
+            loop_end_date=self.loop_end_date,
+            loop_circle_type=self.loop_circle_type,
+            loop_circle_values=tuple(self.loop_circle_values or ()),
+            loop_time=self.loop_time,
+            classification=self.classification,
+            notify_type=self.notify_type,
+            third_channel_category=dict(self.third_channel_category or {}),
+            notify_level=dict(self.notify_level or {}),
+            mi_channel_id=self.mi_channel_id,
+            extended_params=dict(self.extended_params or {}),
+            sms_strategy=self.sms_strategy,
+            sms_sign_name=self.sms_sign_name,
+            sms_template_code=self.sms_template_code,
+            sms_template_param=dict(self.sms_template_param or {}),
+            activity_event=self.activity_event,
+            activity_content_state=self.activity_content_state,
+            dismissal_date=self.dismissal_date,
+        )
+
+
+class Run(models.Model):
+    """One launch of a campaign. Its counters are maintained with every outcome write,
+    so reading progress never counts deliveries."""
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial", _("Initial send")
+        RETRY = "retry", _("Retry of failed targets")
+        OCCURRENCE = "occurrence", _("Scheduled occurrence")
+
+    class Status(models.TextChoices):
+        PLANNING = "planning", _("Planning")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        CANCELLED = "cancelled", _("Cancelled")
+        COMPLETED = "completed", _("Completed")
+        COMPLETED_WITH_ERRORS = "completed_with_errors", _("Completed with errors")
+        FAILED = "failed", _("Failed")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="runs")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INITIAL)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PLANNING)
+    source_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries"
+    )
+    # Planning walks the target list by primary key; this is how far it got.
+    planned_through = models.BigIntegerField(default=0)
+    planning_done = models.BooleanField(default=False)
+    batch_count = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    in_flight = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["campaign", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="run_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} #{self.number}"

@@ -1,0 +1,118 @@
+"""The send record: batches (one API call's worth), deliveries (one target in one run)
+and attempts (every HTTP call, append-only)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .campaign import Campaign, Run
+
+
+class Batch(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        CLAIMED = "claimed", _("In flight")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    OPEN_STATUSES = (Status.PENDING, Status.CLAIMED)
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="batches")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="batches")
+    seq = models.PositiveIntegerField(help_text=_("Position of the batch within its run."))
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    target_count = models.PositiveSmallIntegerField(default=0)
+    # Lease and fencing: a claim bumps lease_token; writes of outcomes are conditional
+    # on the token, so a worker whose lease was reclaimed can never overwrite.
+    lease_token = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    ambiguous = models.BooleanField(
+        default=False, help_text=_("A call may have reached mPaaS without an answer.")
+    )
+    request_id = models.CharField(max_length=64, blank=True)
+    result_code = models.CharField(max_length=64, blank=True, db_index=True)
+    result_message = models.CharField(max_length=1000, blank=True)
+    push_success = models.BooleanField(null=True)
+    push_result_msg = models.CharField(max_length=1000, blank=True)
+    push_result_data = models.CharField(
+        max_length=128, blank=True, help_text=_("Scheduled task ID for fixed-time or loop pushes.")
+    )
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="batch_seq_unique")]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="batch_open_idx")]
+        verbose_name_plural = _("batches")
+
+    def __str__(self) -> str:
+        return f"{self.run} batch {self.seq}"
+
+
+class Delivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="deliveries")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="deliveries")
+    target_id = models.CharField(max_length=200)
+    # Fixed before the first call and reused on every retry of the batch.
+    msg_key = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    result_code = models.CharField(max_length=64, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "target_id"], name="delivery_target_unique_in_run")
+        ]
+        indexes = [models.Index(fields=["target_id"], name="delivery_target_idx")]
+        verbose_name_plural = _("deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.target_id} ({self.msg_key})"
+
+
+class Attempt(models.Model):
+    """One HTTP call. Written before the call (outcome 'unknown') and completed after,
+    so a crash in between leaves a row that says the outcome is unknown."""
+
+    class Outcome(models.TextChoices):
+        UNKNOWN = "unknown", _("Unknown (no answer recorded)")
+        SUCCESS = "success", _("Accepted")
+        TRANSIENT = "transient", _("Transient error")
+        PERMANENT = "permanent", _("Permanent error")
+        AMBIGUOUS = "ambiguous", _("Ambiguous (may have been sent)")
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    lease_token = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.UNKNOWN)
+    request_id = models.CharField(max_length=64, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    result_code = models.CharField(max_length=64, blank=True)
+    result_message = models.CharField(max_length=1000, blank=True)
+    request_params = models.JSONField(default=dict, help_text=_("Business parameters sent."))
+    response_body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["batch", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "number"], name="attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch} attempt {self.number}"

@@ -1,0 +1,54 @@
+"""Target lists: named lists of target IDs of one delivery type."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class DeliveryType(models.IntegerChoices):
+    ANDROID_DEVICE = 1, _("Android device")
+    IOS_DEVICE = 2, _("iOS device")
+    USER_ID = 3, _("User ID")
+    LIVE_ACTIVITY_TOKEN = 5, _("iOS live-activity push token")
+    LIVE_ACTIVITY_ID = 6, _("Live-activity ID")
+    HARMONYOS_DEVICE = 7, _("HarmonyOS device")
+
+
+class TargetList(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    delivery_type = models.PositiveSmallIntegerField(
+        _("delivery type"), choices=DeliveryType.choices, default=DeliveryType.USER_ID
+    )
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    # Maintained by the importer, so that showing a list never counts its rows.
+    target_count = models.PositiveIntegerField(_("targets"), default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("target list")
+        verbose_name_plural = _("target lists")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Target(models.Model):
+    target_list = models.ForeignKey(TargetList, on_delete=models.CASCADE, related_name="targets")
+    target_id = models.CharField(_("target ID"), max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target_list", "target_id"], name="target_unique_in_list")
+        ]
+        verbose_name = _("target")
+        verbose_name_plural = _("targets")
+
+    def __str__(self) -> str:
+        return self.target_id

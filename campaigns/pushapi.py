@@ -1,0 +1,318 @@
+"""The mPaaS push API client: the ONLY module that imports aliyunsdkcore.
+
+`PushClient(credential)` makes signed RPC calls with the SDK's `CommonRequest` (POST,
+domain and API version from the credential) and turns every answer into a `PushReply`
+or a `PushError` whose `kind` tells the sending loop what to do:
+
+- transient: nothing was delivered and a retry may succeed (8011, Throttling*, 5xx,
+  connection refused / connect timeout);
+- permanent: retrying cannot help (bad parameters, template missing, bad credentials);
+- ambiguous: the request may have reached mPaaS but no answer came back (read timeout,
+  connection dropped after sending). Retry only with the same msgKeys.
+
+The SDK never retries here (`auto_retry=False`): retries happen in sending.py only.
+Nothing here logs the secret, the signature or a signed URL; SDK error texts are
+scrubbed of URLs before they are stored or shown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
+from aliyunsdkcore.client import AcsClient
+from aliyunsdkcore.request import CommonRequest
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+PRODUCT = "mpaas"
+
+TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
+
+# Business result codes (HTTP 200, Success=false) that are worth retrying.
+TRANSIENT_RESULT_CODES = frozenset({"8011"})
+# Gateway error codes (HTTP 4xx/5xx) that are worth retrying.
+TRANSIENT_GATEWAY_CODES = frozenset(
+    {"Throttling", "Throttling.User", "Throttling.Api", "ServiceUnavailable", "InternalError"}
+)
+SUCCESS_RESULT_CODES = frozenset({"OK", "100", "SUCCESS"})
+
+# Texts of network failures where the request certainly never reached the server.
+_NOT_SENT_MARKERS = (
+    "Connection refused",
+    "NewConnectionError",
+    "ConnectTimeout",
+    "Name or service not known",
+    "NameResolutionError",
+    "nodename nor servname",
+    "No route to host",
+)
+_URL_RE = re.compile(r"(with url: )?\S*\?\S*(Signature|AccessKeyId)=\S*")
+
+
+def scrub(text: str) -> str:
+    """Remove signed URLs (they carry the AccessKeyId and signature) from an error text."""
+    return _URL_RE.sub("[url removed]", text)[:1000]
+
+
+@dataclass
+class PushReply:
+    request_id: str
+    result_code: str
+    result_message: str
+    success: bool
+    result_msg: str
+    data: str | None
+    http_status: int
+    latency_ms: int
+    body: str
+
+
+@dataclass
+class PushError(Exception):
+    kind: str
+    code: str
+    message: str
+    request_id: str = ""
+    http_status: int | None = None
+    latency_ms: int = 0
+    body: str = ""
+    credential_name: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        who = f"credential {self.credential_name!r}: " if self.credential_name else ""
+        return f"{who}{self.code}: {self.message}"
+
+
+_clients: dict[tuple, AcsClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _acs_client(credential) -> AcsClient:
+    """One shared AcsClient per credential and process (it is thread-safe; requests are
+    not). Keyed by everything that changes the signature or the connection pool."""
+    key = (
+        credential.pk,
+        credential.access_key_id,
+        credential.secret_ciphertext,
+        credential.region,
+        settings.PUSH_CONCURRENCY,
+    )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = AcsClient(
+                credential.access_key_id,
+                credential.secret(),
+                credential.region,
+                auto_retry=False,
+                max_retry_time=0,
+                pool_size=max(10, settings.PUSH_CONCURRENCY * 2),
+            )
+            _clients[key] = client
+        return client
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, str]:
+    """(protocol, domain): https unless the endpoint explicitly says http://."""
+    if endpoint.startswith("http://"):
+        return "http", endpoint[len("http://") :].rstrip("/")
+    if endpoint.startswith("https://"):
+        return "https", endpoint[len("https://") :].rstrip("/")
+    return "https", endpoint.rstrip("/")
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        # The SDK would send a dict as its Python repr: always JSON-encode maps.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+class PushClient:
+    def __init__(self, credential) -> None:
+        self.credential = credential
+        self.protocol, self.domain = _split_endpoint(credential.endpoint)
+
+    # -- transport -------------------------------------------------------------------
+
+    def _call(self, action: str, params: Mapping[str, Any]) -> tuple[dict, str, int, int]:
+        """Make one signed POST. Returns (parsed JSON, body text, http status, latency)."""
+        request = CommonRequest(
+            domain=self.domain,
+            version=self.credential.api_version,
+            action_name=action,
+            product=PRODUCT,
+        )
+        request.set_method("POST")
+        request.set_protocol_type(self.protocol)
+        request.set_accept_format("JSON")
+        request.set_connect_timeout(settings.PUSH_CONNECT_TIMEOUT)
+        request.set_read_timeout(settings.PUSH_READ_TIMEOUT)
+        for name, value in params.items():
+            if value is not None:
+                request.add_body_params(name, _as_text(value))
+        started = time.monotonic()
+        try:
+            raw = _acs_client(self.credential).do_action_with_exception(request)
+        except ServerException as exc:
+            raise self._server_error(exc, _elapsed_ms(started)) from None
+        except ClientException as exc:
+            raise self._client_error(exc, _elapsed_ms(started)) from None
+        latency = _elapsed_ms(started)
+        body = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            # A 2xx without a JSON answer: mPaaS may have acted on it.
+            raise PushError(
+                AMBIGUOUS,
+                "SDK.InvalidResponse",
+                _("mPaaS answered with a body that is not JSON."),
+                http_status=200,
+                latency_ms=latency,
+                body=body[:2000],
+                credential_name=self.credential.name,
+            ) from None
+        if not isinstance(data, dict):
+            data = {}
+        return data, body, 200, latency
+
+    def _server_error(self, exc: ServerException, latency: int) -> PushError:
+        code = exc.get_error_code() or "Unknown"
+        status = exc.get_http_status()
+        message = scrub(exc.get_error_msg() or "")
+        if code == "SignatureDoesNotMatch":
+            message = _("The AccessKey secret does not match this AccessKey ID.")
+        elif code.startswith("InvalidAccessKeyId"):
+            message = _("mPaaS does not know this AccessKey ID, or it is disabled.")
+        elif code == "InvalidTimeStamp.Expired":
+            message = _("This machine's clock is more than 15 minutes off.")
+        transient = code in TRANSIENT_GATEWAY_CODES or (status is not None and status >= 500)
+        return PushError(
+            TRANSIENT if transient else PERMANENT,
+            code,
+            message,
+            request_id=exc.get_request_id() or "",
+            http_status=status,
+            latency_ms=latency,
+            credential_name=self.credential.name,
+        )
+
+    def _client_error(self, exc: ClientException, latency: int) -> PushError:
+        code = exc.get_error_code() or "SDK.ClientError"
+        raw_message = exc.get_error_msg() or ""
+        message = scrub(raw_message)
+        if code == "SDK.HttpError":
+            not_sent = any(marker in raw_message for marker in _NOT_SENT_MARKERS)
+            kind = TRANSIENT if not_sent else AMBIGUOUS
+        else:
+            kind = PERMANENT
+        return PushError(
+            kind, code, message, latency_ms=latency, credential_name=self.credential.name
+        )
+
+    # -- API -------------------------------------------------------------------------
+
+    def push_template(self, params: Mapping[str, Any]) -> PushReply:
+        """Call PushTemplate with business `params` (wire names, from strategy.py).
+
+        Returns the reply when mPaaS accepted the push; raises PushError otherwise,
+        including business failures that arrive as HTTP 200 with Success=false."""
+        data, body, status, latency = self._call("PushTemplate", params)
+        result = data.get("PushResult") or {}
+        code = str(data.get("ResultCode", ""))
+        success = bool(result.get("Success")) if result else code in SUCCESS_RESULT_CODES
+        if not success:
+            raise PushError(
+                TRANSIENT if code in TRANSIENT_RESULT_CODES else PERMANENT,
+                code or "Unknown",
+                str(data.get("ResultMessage") or result.get("ResultMsg") or ""),
+                request_id=str(data.get("RequestId", "")),
+                http_status=status,
+                latency_ms=latency,
+                body=body[:4000],
+                credential_name=self.credential.name,
+            )
+        task_id = result.get("Data")
+        return PushReply(
+            request_id=str(data.get("RequestId", "")),
+            result_code=code,
+            result_message=str(data.get("ResultMessage") or ""),
+            success=True,
+            result_msg=str(result.get("ResultMsg") or ""),
+            data=str(task_id) if task_id not in (None, "") else None,
+            http_status=status,
+            latency_ms=latency,
+            body=body[:4000],
+        )
+
+    def _checked(self, action: str, params: Mapping[str, Any]) -> dict:
+        data, body, status, latency = self._call(action, params)
+        code = str(data.get("ResultCode", ""))
+        if code not in SUCCESS_RESULT_CODES:
+            raise PushError(
+                TRANSIENT if code in TRANSIENT_RESULT_CODES else PERMANENT,
+                code or "Unknown",
+                str(data.get("ResultMessage") or ""),
+                request_id=str(data.get("RequestId", "")),
+                http_status=status,
+                latency_ms=latency,
+                body=body[:4000],
+                credential_name=self.credential.name,
+            )
+        return data
+
+    def list_scheduled(
+        self, start: datetime, end: datetime, *, page_size: int = 100, max_pages: int = 100
+    ) -> list[dict]:
+        """QueryPushSchedulerList over trigger times in [start, end]: every task, all pages."""
+        tasks: list[dict] = []
+        for page in range(1, max_pages + 1):
+            data = self._checked(
+                "QueryPushSchedulerList",
+                {
+                    "AppId": self.credential.app_id,
+                    "WorkspaceId": self.credential.workspace_id,
+                    "StartTime": int(start.timestamp() * 1000),
+                    "EndTime": int(end.timestamp() * 1000),
+                    "Type": 1,
+                    "PageNumber": page,
+                    "PageSize": page_size,
+                },
+            )
+            content = (data.get("ResultContent") or {}).get("Data") or {}
+            batch = content.get("List") or []
+            tasks.extend(batch)
+            if len(batch) < page_size or len(tasks) >= int(content.get("TotalCount") or 0):
+                break
+        return tasks
+
+    def cancel_scheduled(self, task_ids: list[str]) -> dict:
+        """CancelPushScheduler for `task_ids`; returns mPaaS's ResultContent.Data."""
+        data = self._checked(
+            "CancelPushScheduler",
+            {
+                "AppId": self.credential.app_id,
+                "WorkspaceId": self.credential.workspace_id,
+                "UniqueIds": ",".join(task_ids),
+                "Type": 1,
+            },
+        )
+        return (data.get("ResultContent") or {}).get("Data") or {}
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

