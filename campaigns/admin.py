@@ -34,7 +34,19 @@ class CredentialAdminForm(forms.ModelForm):
 
     class Meta:
         model = Credential
-        exclude = ["secret_ciphertext"]
+        fields = [
+            "name",
+            "app_id",
+            "workspace_id",
+            "access_key_id",
+            "region",
+            "endpoint",
+            "api_version",
+            "timezone",
+            "rate_limit",
+            "scheduled_task_quota",
+            "is_active",
+        ]
 
     def clean(self):
         cleaned = super().clean()
@@ -53,7 +65,14 @@ class CredentialAdminForm(forms.ModelForm):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialAdminForm
-    list_display = ["name", "app_id", "workspace_id", "masked_access_key_id", "endpoint", "is_active"]
+    list_display = [
+        "name",
+        "app_id",
+        "workspace_id",
+        "masked_access_key_id",
+        "endpoint",
+        "is_active",
+    ]
     search_fields = ["name", "app_id"]
 
     def save_model(self, request, obj, form, change):

@@ -42,16 +42,26 @@ def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen | Non
     workdir = socket_path.parent
     args = [
         executable(),
-        "--port", "0",
-        "--unixsocket", str(socket_path),
-        "--unixsocketperm", "700",
-        "--dir", str(workdir),
-        "--dbfilename", "redis.rdb",
-        "--save", "60 1000",
-        "--appendonly", "no",
-        "--daemonize", "no",
-        "--loglevel", "warning",
-        "--logfile", str(workdir / "redis.log"),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(workdir),
+        "--dbfilename",
+        "redis.rdb",
+        "--save",
+        "60 1000",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+        "--logfile",
+        str(workdir / "redis.log"),
     ]
     # Its own session: Ctrl-C in the launcher's terminal must not kill it before the
     # workers that still need it; the launcher stops it last.
@@ -62,7 +72,8 @@ def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen | Non
             return child
         if child.poll() is not None:
             raise RuntimeError(
-                f"embedded redis-server exited with code {child.returncode}; see {workdir / 'redis.log'}"
+                f"embedded redis-server exited with code {child.returncode}; "
+                f"see {workdir / 'redis.log'}"
             )
         time.sleep(0.05)
     child.kill()
@@ -85,5 +96,3 @@ def socket_from_url(url: str) -> Path | None:
     if not url.startswith("unix://"):
         return None
     return Path(url[len("unix://") :].split("?", 1)[0])
-
-

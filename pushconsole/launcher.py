@@ -61,28 +61,70 @@ def main() -> int:
 
     children: list[tuple[str, subprocess.Popen]] = []
     if settings.SANDBOX_PORT:
-        children.append((
-            "mPaaS sandbox",
-            _spawn("mPaaS sandbox", [
-                PYTHON, "-m", "mpaas_sandbox", "serve",
-                "--host", settings.SANDBOX_HOST, "--port", str(settings.SANDBOX_PORT),
-                "--config", str(settings.VAR_DIR / "sandbox.json"),
-                "--ledger", str(settings.VAR_DIR / "sandbox-ledger.jsonl"),
-                "--latency-ms", os.environ.get("SANDBOX_LATENCY_MS", "20-60"),
-            ], env),
-        ))
-    children.append((
-        "worker",
-        _spawn("worker", [PYTHON, "manage.py", "rqworker", "push", "--with-scheduler"], env),
-    ))
-    children.append((
-        "web server",
-        _spawn("web server", [
-            PYTHON, "-m", "gunicorn", "pushconsole.wsgi",
-            "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-            "--access-logfile", "-", "--graceful-timeout", "10",
-        ], env),
-    ))
+        children.append(
+            (
+                "mPaaS sandbox",
+                _spawn(
+                    "mPaaS sandbox",
+                    [
+                        PYTHON,
+                        "-m",
+                        "mpaas_sandbox",
+                        "serve",
+                        "--host",
+                        settings.SANDBOX_HOST,
+                        "--port",
+                        str(settings.SANDBOX_PORT),
+                        "--config",
+                        str(settings.VAR_DIR / "sandbox.json"),
+                        "--ledger",
+                        str(settings.VAR_DIR / "sandbox-ledger.jsonl"),
+                        "--latency-ms",
+                        os.environ.get("SANDBOX_LATENCY_MS", "20-60"),
+                    ],
+                    env,
+                ),
+            )
+        )
+    children.append(
+        (
+            "worker",
+            _spawn("worker", [PYTHON, "manage.py", "rqworker", "push", "--with-scheduler"], env),
+        )
+    )
+    children.append(
+        (
+            "sweeper schedule",
+            _spawn("sweeper schedule", [PYTHON, "manage.py", "rqcron", "campaigns.cron"], env),
+        )
+    )
+    children.append(
+        (
+            "web server",
+            _spawn(
+                "web server",
+                [
+                    PYTHON,
+                    "-m",
+                    "gunicorn",
+                    "pushconsole.wsgi",
+                    "--bind",
+                    f"{host}:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--access-logfile",
+                    "-",
+                    "--graceful-timeout",
+                    "10",
+                    "--control-socket",
+                    str(settings.VAR_DIR / "gunicorn.ctl"),
+                ],
+                env,
+            ),
+        )
+    )
 
     stopping = False
 

@@ -100,6 +100,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # A file, not memory, so that worker processes started by tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and jobs -------------------------------------------------------------------
@@ -126,6 +128,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -177,8 +180,13 @@ PUSH_CONCURRENCY = env_int("PUSH_CONCURRENCY", 8)
 PUSH_MAX_ATTEMPTS = env_int("PUSH_MAX_ATTEMPTS", 6)
 PUSH_BACKOFF_BASE = env_float("PUSH_BACKOFF_BASE", 0.5)
 PUSH_BACKOFF_MAX = env_float("PUSH_BACKOFF_MAX", 30.0)
-PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 60)
-PUSH_MAX_CONSECUTIVE_FAILURES = env_int("PUSH_MAX_CONSECUTIVE_FAILURES", 20)
+# A claimed batch not finished within the lease goes back to the queue (the sweeper).
+PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 45)
+PUSH_MAX_CONSECUTIVE_FAILURES = env_int("PUSH_MAX_CONSECUTIVE_FAILURES", 10)
+PUSH_JOBS_PER_RUN = env_int("PUSH_JOBS_PER_RUN", 2)  # send jobs working one run at once
+PUSH_JOB_SECONDS = env_int("PUSH_JOB_SECONDS", 30)  # a job hands over after this long
+PUSH_PLAN_CHUNK = env_int("PUSH_PLAN_CHUNK", 5000)  # targets planned per transaction
+PUSH_QUEUED_MARKER_SECONDS = env_int("PUSH_QUEUED_MARKER_SECONDS", 600)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 30)
 # Test-only fault point (see sending.py); off unless named.
 PUSH_FAULT_POINT = os.environ.get("PUSH_FAULT_POINT", "")

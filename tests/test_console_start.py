@@ -43,8 +43,13 @@ def test_home_lists_credential_template_and_list(client, admin_user, settings, t
     client.force_login(admin_user)
     page = client.get("/").content.decode()
     credential = Credential.objects.get()
-    for text in ("Sandbox (demo)", "demo_welcome", "Demo users", "Sandbox</span>",
-                 credential.masked_access_key_id):
+    for text in (
+        "Sandbox (demo)",
+        "demo_welcome",
+        "Demo users",
+        "Sandbox</span>",
+        credential.masked_access_key_id,
+    ):
         assert text in page
     assert credential.access_key_id not in page
     assert credential.secret() not in page
@@ -77,13 +82,21 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path):
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     seeded = subprocess.run(
-        [python, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True,
-        capture_output=True, text=True,
+        [python, "manage.py", "seed_demo"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert "Demo login: admin / " in seeded.stdout
     launcher = subprocess.Popen(
-        [python, "-m", "pushconsole.launcher"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [python, "-m", "pushconsole.launcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -96,9 +109,7 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert status == 200
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/stats"
-        ) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/stats") as r:
             assert r.status == 200
         assert (tmp_path / "redis.sock").exists()
     finally:

@@ -114,9 +114,15 @@ def test_admin_rejects_bad_timezone_with_a_named_rule(client, admin_user, creden
     response = client.post(
         f"/admin/campaigns/credential/{credential.pk}/change/",
         {
-            "name": credential.name, "app_id": "A", "workspace_id": "W",
-            "access_key_id": "K", "region": "cn-hangzhou", "endpoint": credential.endpoint,
-            "api_version": "2019-08-21", "timezone": "Mars/Olympus", "rate_limit": "1",
+            "name": credential.name,
+            "app_id": "A",
+            "workspace_id": "W",
+            "access_key_id": "K",
+            "region": "cn-hangzhou",
+            "endpoint": credential.endpoint,
+            "api_version": "2019-08-21",
+            "timezone": "Mars/Olympus",
+            "rate_limit": "1",
             "scheduled_task_quota": "100",
         },
     )

@@ -21,7 +21,9 @@ def run(**options) -> str:
 
 def test_push_test_prints_request_id_and_success(credential, template, sandbox):
     output = run(
-        credential="Sandbox", template=TEMPLATE_NAME, target="user-42",
+        credential="Sandbox",
+        template=TEMPLATE_NAME,
+        target="user-42",
         value=["name=Ann", "coupon=X1"],
     )
     [record] = [r for r in sandbox.records() if r["action"] == "PushTemplate"]
@@ -38,8 +40,7 @@ def test_wrong_secret_names_the_credential_and_the_code(credential, template, sa
     credential.set_secret("wrong")
     credential.save()
     with pytest.raises(CommandError) as caught:
-        run(credential="Sandbox", template=TEMPLATE_NAME, target="u",
-            value=["name=a", "coupon=b"])
+        run(credential="Sandbox", template=TEMPLATE_NAME, target="u", value=["name=a", "coupon=b"])
     message = str(caught.value)
     assert "credential 'Sandbox'" in message
     assert "SignatureDoesNotMatch" in message

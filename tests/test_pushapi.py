@@ -16,11 +16,29 @@ from tests.conftest import APP_ID, SANDBOX_SECRET, TEMPLATE_NAME, WORKSPACE
 pytestmark = pytest.mark.django_db
 
 DOCUMENTED_WIRE_NAMES = {
-    "AppId", "WorkspaceId", "TaskName", "TemplateName", "TemplateKeyValue", "DeliveryType",
-    "TargetMsgkey", "ExpiredSeconds", "ExtendedParams", "NotifyType", "Classification",
-    "StrategyType", "StrategyContent", "SmsStrategy", "SmsSignName", "SmsTemplateCode",
-    "SmsTemplateParam", "ThirdChannelCategory", "NotifyLevel", "MiChannelId", "ActivityEvent",
-    "ActivityContentState", "DismissalDate",
+    "AppId",
+    "WorkspaceId",
+    "TaskName",
+    "TemplateName",
+    "TemplateKeyValue",
+    "DeliveryType",
+    "TargetMsgkey",
+    "ExpiredSeconds",
+    "ExtendedParams",
+    "NotifyType",
+    "Classification",
+    "StrategyType",
+    "StrategyContent",
+    "SmsStrategy",
+    "SmsSignName",
+    "SmsTemplateCode",
+    "SmsTemplateParam",
+    "ThirdChannelCategory",
+    "NotifyLevel",
+    "MiChannelId",
+    "ActivityEvent",
+    "ActivityContentState",
+    "DismissalDate",
 }
 
 

@@ -43,11 +43,17 @@ class Campaign(models.Model):
         Credential, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("credential")
     )
     template = models.ForeignKey(
-        MessageTemplate, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("template")
+        MessageTemplate,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        verbose_name=_("template"),
     )
     template_values = models.JSONField(_("template values"), default=dict, blank=True)
     target_list = models.ForeignKey(
-        TargetList, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("target list")
+        TargetList,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        verbose_name=_("target list"),
     )
     expired_seconds = models.PositiveIntegerField(_("expiry (seconds)"), default=3600)
 

@@ -49,7 +49,10 @@ class Batch(models.Model):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="batch_seq_unique")]
-        indexes = [models.Index(fields=["status", "lease_expires_at"], name="batch_open_idx")]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"], name="batch_open_idx"),
+            models.Index(fields=["run", "status", "seq"], name="batch_run_status_idx"),
+        ]
         verbose_name_plural = _("batches")
 
     def __str__(self) -> str:
@@ -74,9 +77,14 @@ class Delivery(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "target_id"], name="delivery_target_unique_in_run")
+            models.UniqueConstraint(
+                fields=["run", "target_id"], name="delivery_target_unique_in_run"
+            )
         ]
-        indexes = [models.Index(fields=["target_id"], name="delivery_target_idx")]
+        indexes = [
+            models.Index(fields=["target_id"], name="delivery_target_idx"),
+            models.Index(fields=["run", "status", "id"], name="delivery_run_status_idx"),
+        ]
         verbose_name_plural = _("deliveries")
 
     def __str__(self) -> str:

@@ -45,8 +45,12 @@ class Target(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["target_list", "target_id"], name="target_unique_in_list")
+            models.UniqueConstraint(
+                fields=["target_list", "target_id"], name="target_unique_in_list"
+            )
         ]
+        # Planning walks a list in primary-key order.
+        indexes = [models.Index(fields=["target_list", "id"], name="target_list_walk_idx")]
         verbose_name = _("target")
         verbose_name_plural = _("targets")
 

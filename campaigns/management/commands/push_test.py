@@ -35,7 +35,10 @@ class Command(BaseCommand):
             "7 HarmonyOS (default 3)",
         )
         parser.add_argument(
-            "--value", action="append", default=[], metavar="NAME=VALUE",
+            "--value",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
             help="a template value (repeatable)",
         )
         parser.add_argument("--task-name", default="push_test")
@@ -87,8 +90,11 @@ class Command(BaseCommand):
         audit.record(
             "credential.push_test",
             obj=credential,
-            details={"target": options["target"], "code": reply.result_code,
-                     "request_id": reply.request_id},
+            details={
+                "target": options["target"],
+                "code": reply.result_code,
+                "request_id": reply.request_id,
+            },
         )
         self.stdout.write(f"RequestId:     {reply.request_id}")
         self.stdout.write(f"ResultCode:    {reply.result_code}")

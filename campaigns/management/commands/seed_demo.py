@@ -33,10 +33,9 @@ def sandbox_config_path():
 
 def write_sandbox_config(secret: str) -> None:
     """The sandbox's keys and templates, in a 0600 file (never on a command line)."""
-    templates = [
-        {"name": t.name, "placeholders": list(t.placeholders())}
-        for t in MessageTemplate.objects.filter(app_id=DEMO_APP_ID)
-    ]
+    templates = {
+        t.name: list(t.placeholders()) for t in MessageTemplate.objects.filter(app_id=DEMO_APP_ID)
+    }
     config = {
         "keys": {DEMO_ACCESS_KEY_ID: secret},
         "apps": {DEMO_APP_ID: DEMO_WORKSPACE},
@@ -74,10 +73,12 @@ class Command(BaseCommand):
             if created:
                 credential.set_secret(sandbox_secret)
                 credential.save()
-                audit.record("credential.create", actor=admin, obj=credential,
-                             details={"demo": True})
+                audit.record(
+                    "credential.create", actor=admin, obj=credential, details={"demo": True}
+                )
             template, created = MessageTemplate.objects.get_or_create(
-                app_id=DEMO_APP_ID, name=DEMO_TEMPLATE["name"],
+                app_id=DEMO_APP_ID,
+                name=DEMO_TEMPLATE["name"],
                 defaults={**DEMO_TEMPLATE, "created_by": admin},
             )
             if created:
@@ -93,10 +94,12 @@ class Command(BaseCommand):
                 )
                 target_list.target_count = DEMO_TARGETS
                 target_list.save(update_fields=["target_count"])
-                audit.record("target_list.create", actor=admin, obj=target_list,
-                             details={"demo": True, "targets": DEMO_TARGETS})
+                audit.record(
+                    "target_list.create",
+                    actor=admin,
+                    obj=target_list,
+                    details={"demo": True, "targets": DEMO_TARGETS},
+                )
         write_sandbox_config(sandbox_secret)
         if password_file.exists():
-            self.stdout.write(
-                f"Demo login: admin / {password_file.read_text().strip()[:16]}"
-            )
+            self.stdout.write(f"Demo login: admin / {password_file.read_text().strip()[:16]}")

@@ -1,0 +1,783 @@
+"""The send pipeline: launch, plan a run, claim a batch, call, record; the sweeper.
+
+At-least-once, never a second msgKey (DESIGN §4, §8):
+
+- Launch moves a draft to queued with one conditional UPDATE and creates run 1, so a
+  double launch starts one run. It does O(1) work and queues planning after commit.
+- Planning walks the target list by primary key in chunks, creating deliveries (each
+  with its msgKey, fixed forever) and batches of at most 10 in one transaction per
+  chunk together with the run's cursor and counters: a crash re-plans nothing twice.
+- Sending claims one batch at a time with one conditional UPDATE that bumps the
+  batch's lease token (the fence) and writes the Attempt row before the call. Every
+  outcome write is conditional on that token, so a worker whose lease was taken over
+  can never overwrite the newer claim. Retries happen here only: a transient or
+  ambiguous failure releases the batch with a backoff (same msgKeys); a permanent one
+  finalises it.
+- The sweeper returns expired leases to the queue (flagged ambiguous: the call may have
+  gone out), re-queues work whose job vanished, and closes finished runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from campaigns import audit, dispatch, ratelimit, strategy
+from campaigns.conf import push_limits
+from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, Target
+from campaigns.pushapi import AMBIGUOUS, PERMANENT, PushClient, PushError
+
+log = logging.getLogger(__name__)
+
+RUN_FINAL_FOR_CAMPAIGN = {
+    Run.Status.COMPLETED: Campaign.Status.COMPLETED,
+    Run.Status.COMPLETED_WITH_ERRORS: Campaign.Status.COMPLETED_WITH_ERRORS,
+    Run.Status.FAILED: Campaign.Status.FAILED,
+}
+
+
+class LaunchError(Exception):
+    """The campaign cannot be launched; `errors` is keyed by field ("" = whole)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__(" ".join(str(m) for messages in errors.values() for m in messages))
+
+
+class StateError(Exception):
+    """The action does not apply to the campaign in its current state."""
+
+
+# -- launch and control ---------------------------------------------------------------
+
+
+def launch_errors(campaign: Campaign) -> dict[str, list[str]]:
+    """Every reason `campaign` cannot be launched now, keyed by field."""
+    errors = strategy.validate(campaign.push_spec(), now=timezone.now(), limits=push_limits())
+    if not campaign.credential.is_active:
+        errors.setdefault("credential", []).append(_("This credential is deactivated."))
+    if campaign.target_list.target_count == 0:
+        errors.setdefault("target_list", []).append(_("The target list is empty."))
+    return errors
+
+
+def launch(campaign: Campaign, user, *, request=None) -> Run:
+    """Validate and launch a draft: draft → queued, run 1, planning queued after commit.
+
+    Launching twice (double click, two processes) starts one run: the second call
+    raises StateError."""
+    errors = launch_errors(campaign)
+    if errors:
+        raise LaunchError(errors)
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
+            status=Campaign.Status.QUEUED, launched_by=user, launched_at=now, status_reason=""
+        )
+        if not moved:
+            raise StateError(_("This campaign was already launched."))
+        run = Run.objects.create(campaign=campaign, number=1, launched_by=user)
+        audit.record(
+            "campaign.launch",
+            actor=user,
+            obj=campaign,
+            request=request,
+            details={"run": run.number, "targets": campaign.target_list.target_count},
+        )
+        transaction.on_commit(lambda: dispatch.kick(run.pk, plan=True))
+    campaign.refresh_from_db()
+    return run
+
+
+def latest_run(campaign: Campaign) -> Run | None:
+    return campaign.runs.order_by("-number").first()
+
+
+def pause(campaign: Campaign, user, *, reason: str = "", request=None) -> None:
+    """No new claims once this commits; calls already in flight finish."""
+    with transaction.atomic():
+        moved = Campaign.objects.filter(
+            pk=campaign.pk, status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING]
+        ).update(status=Campaign.Status.PAUSED, status_reason=reason[:500])
+        if not moved:
+            raise StateError(_("Only a queued or sending campaign can be paused."))
+        Run.objects.filter(
+            campaign=campaign, status__in=[Run.Status.PLANNING, Run.Status.SENDING]
+        ).update(status=Run.Status.PAUSED)
+        audit.record(
+            "campaign.pause",
+            actor=user,
+            obj=campaign,
+            request=request,
+            details={"reason": reason} if reason else {},
+        )
+    campaign.refresh_from_db()
+
+
+def resume(campaign: Campaign, user, *, request=None) -> None:
+    """Continue a paused campaign. Sent targets are never sent again: only batches
+    still pending are claimed."""
+    with transaction.atomic():
+        moved = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.PAUSED).update(
+            status=Campaign.Status.SENDING, status_reason=""
+        )
+        if not moved:
+            raise StateError(_("Only a paused campaign can be resumed."))
+        runs = list(Run.objects.filter(campaign=campaign, status=Run.Status.PAUSED))
+        Run.objects.filter(pk__in=[r.pk for r in runs]).update(
+            status=Run.Status.SENDING, consecutive_failures=0
+        )
+        audit.record("campaign.resume", actor=user, obj=campaign, request=request)
+        for run in runs:
+            transaction.on_commit(
+                lambda run=run: dispatch.kick(run.pk, plan=not run.planning_done, send=True)
+            )
+    campaign.refresh_from_db()
+
+
+def cancel(campaign: Campaign, user, *, request=None) -> None:
+    """Stop the campaign: pending targets end as cancelled; calls in flight finish."""
+    with transaction.atomic():
+        moved = Campaign.objects.filter(
+            pk=campaign.pk,
+            status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED],
+        ).update(status=Campaign.Status.CANCELLED, cancelled_by=user)
+        if not moved:
+            raise StateError(_("Only a queued, sending or paused campaign can be cancelled."))
+        runs = list(
+            Run.objects.filter(
+                campaign=campaign,
+                status__in=[Run.Status.PLANNING, Run.Status.SENDING, Run.Status.PAUSED],
+            ).values_list("pk", flat=True)
+        )
+        Run.objects.filter(pk__in=runs).update(status=Run.Status.CANCELLED)
+        cancelled = sum(_cancel_pending(run_id) for run_id in runs)
+        audit.record(
+            "campaign.cancel",
+            actor=user,
+            obj=campaign,
+            request=request,
+            details={"targets_cancelled": cancelled},
+        )
+        for run_id in runs:
+            # planning of a cancelled run records the remaining targets as cancelled
+            transaction.on_commit(lambda run_id=run_id: dispatch.kick(run_id, plan=True))
+            transaction.on_commit(lambda run_id=run_id: close_run_if_done(run_id))
+    campaign.refresh_from_db()
+
+
+def _cancel_pending(run_id: int) -> int:
+    """Inside a transaction: pending batches of the run and their targets → cancelled."""
+    now = timezone.now()
+    batch_ids = list(
+        Batch.objects.filter(run_id=run_id, status=Batch.Status.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    count = 0
+    for start in range(0, len(batch_ids), 500):
+        chunk = batch_ids[start : start + 500]
+        Batch.objects.filter(pk__in=chunk, status=Batch.Status.PENDING).update(
+            status=Batch.Status.CANCELLED, finished_at=now, lease_expires_at=None
+        )
+        count += Delivery.objects.filter(batch_id__in=chunk, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.CANCELLED, finished_at=now
+        )
+    if count:
+        Run.objects.filter(pk=run_id).update(
+            pending=F("pending") - count, cancelled=F("cancelled") + count
+        )
+    return count
+
+
+def retry_failed(campaign: Campaign, user, *, request=None) -> Run:
+    """Start a new run holding only the targets whose final outcome was a failure, with
+    new msgKeys."""
+    source = latest_run(campaign)
+    if source is None or source.finished_at is None or source.failed == 0:
+        raise StateError(_("Only a finished run with failed targets can be retried."))
+    with transaction.atomic():
+        moved = Campaign.objects.filter(
+            pk=campaign.pk,
+            status__in=[
+                Campaign.Status.COMPLETED_WITH_ERRORS,
+                Campaign.Status.FAILED,
+                Campaign.Status.CANCELLED,
+            ],
+        ).update(status=Campaign.Status.QUEUED, status_reason="", finished_at=None)
+        if not moved:
+            raise StateError(_("Only a finished campaign with failed targets can be retried."))
+        run = Run.objects.create(
+            campaign=campaign,
+            number=source.number + 1,
+            kind=Run.Kind.RETRY,
+            source_run=source,
+            launched_by=user,
+        )
+        audit.record(
+            "campaign.retry_failed",
+            actor=user,
+            obj=campaign,
+            request=request,
+            details={"run": run.number, "source_run": source.number, "targets": source.failed},
+        )
+        transaction.on_commit(lambda: dispatch.kick(run.pk, plan=True))
+    campaign.refresh_from_db()
+    return run
+
+
+# -- planning -------------------------------------------------------------------------
+
+
+def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
+    """Deterministic and unique per (campaign, run, target): `ref` is the target's row
+    id (or, in a retry run, the failed delivery's row id)."""
+    return f"pc{campaign_id}r{run_number}n{ref}"
+
+
+def plan(run_id: int) -> str:
+    """Job body: create the run's deliveries and batches, chunk by chunk, within a time
+    budget; continues itself (or the sweeper does) until the list is exhausted."""
+    with dispatch.hold_slot(run_id, "plan") as lease:
+        if lease is None:
+            return "duplicate"
+        deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
+        while not _plan_chunk(run_id):
+            lease.refresh()
+            if time.monotonic() > deadline:
+                dispatch.enqueue(run_id, "plan", force=True)
+                return "continued"
+    close_run_if_done(run_id)
+    return "planned"
+
+
+def _next_refs(run: Run, limit: int) -> list[tuple[int, str]]:
+    if run.kind == Run.Kind.RETRY:
+        rows = Delivery.objects.filter(
+            run_id=run.source_run_id, status=Delivery.Status.FAILED, pk__gt=run.planned_through
+        )
+    else:
+        rows = Target.objects.filter(
+            target_list_id=run.campaign.target_list_id, pk__gt=run.planned_through
+        )
+    return list(rows.order_by("pk").values_list("pk", "target_id")[:limit])
+
+
+def _plan_chunk(run_id: int) -> bool:
+    """Plan one chunk in one transaction. Returns True when planning is complete."""
+    batch_size = min(settings.PUSH_BATCH_SIZE, 10)
+    chunk_size = max(batch_size, settings.PUSH_PLAN_CHUNK // batch_size * batch_size)
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("campaign").get(pk=run_id)
+        if run.planning_done:
+            return True
+        refs = _next_refs(run, chunk_size)
+        send_now = False
+        if not refs:
+            run.planning_done = True
+            if run.status == Run.Status.PLANNING:
+                run.status = Run.Status.SENDING
+                send_now = True
+            run.save(update_fields=["planning_done", "status"])
+        else:
+            _create_chunk(run, refs, batch_size, now)
+            if run.status == Run.Status.PLANNING:
+                # Send while the rest is planned: the first batches go out at once.
+                Run.objects.filter(pk=run.pk).update(status=Run.Status.SENDING)
+                send_now = True
+        if send_now:
+            Campaign.objects.filter(pk=run.campaign_id, status=Campaign.Status.QUEUED).update(
+                status=Campaign.Status.SENDING
+            )
+            transaction.on_commit(lambda: dispatch.kick(run_id, send=True))
+        return not refs
+
+
+def batches_of(items: list, size: int) -> list[list]:
+    """Split `items` in order into groups of at most `size` (never more than 10)."""
+    size = max(1, min(size, 10))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -> None:
+    cancelled = run.status == Run.Status.CANCELLED
+    batch_status = Batch.Status.CANCELLED if cancelled else Batch.Status.PENDING
+    delivery_status = Delivery.Status.CANCELLED if cancelled else Delivery.Status.PENDING
+    groups = batches_of(refs, batch_size)
+    batches = Batch.objects.bulk_create(
+        Batch(
+            run_id=run.pk,
+            campaign_id=run.campaign_id,
+            seq=run.batch_count + n,
+            status=batch_status,
+            target_count=len(group),
+            finished_at=now if cancelled else None,
+        )
+        for n, group in enumerate(groups)
+    )
+    Delivery.objects.bulk_create(
+        (
+            Delivery(
+                run_id=run.pk,
+                batch_id=batch.pk,
+                target_id=target_id,
+                msg_key=msg_key(run.campaign_id, run.number, ref),
+                status=delivery_status,
+                finished_at=now if cancelled else None,
+            )
+            for batch, group in zip(batches, groups, strict=True)
+            for ref, target_id in group
+        ),
+        batch_size=2000,
+    )
+    count = len(refs)
+    Run.objects.filter(pk=run.pk).update(
+        planned_through=refs[-1][0],
+        batch_count=F("batch_count") + len(batches),
+        total=F("total") + count,
+        **(
+            {"cancelled": F("cancelled") + count}
+            if cancelled
+            else {"pending": F("pending") + count}
+        ),
+    )
+
+
+# -- sending --------------------------------------------------------------------------
+
+
+@dataclass
+class _Claim:
+    batch_id: int
+    token: int
+    attempt_no: int
+    target_count: int
+    params: dict[str, str]
+    attempt_id: int
+
+
+@dataclass
+class _RunContext:
+    run_id: int
+    campaign_id: int
+    spec: strategy.PushSpec
+    client: PushClient
+    limiter: ratelimit.RateLimiter
+    worker: str
+    stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, key: str) -> None:
+        with self.lock:
+            self.stats[key] += 1
+
+
+def send(run_id: int, slot: str) -> str:
+    """Job body: claim and send batches of the run with PUSH_CONCURRENCY threads for up to
+    PUSH_JOB_SECONDS, then hand over to a fresh job (so other runs and the sweeper get
+    their turn on the queue)."""
+    with dispatch.hold_slot(run_id, slot) as lease:
+        if lease is None:
+            return "duplicate"
+        run = Run.objects.select_related(
+            "campaign__credential", "campaign__template", "campaign__target_list"
+        ).get(pk=run_id)
+        if run.status != Run.Status.SENDING:
+            return f"run is {run.status}"
+        campaign = run.campaign
+        credential = campaign.credential
+        ctx = _RunContext(
+            run_id=run_id,
+            campaign_id=campaign.pk,
+            spec=campaign.push_spec(),
+            client=PushClient(credential),
+            limiter=ratelimit.for_credential(
+                dispatch.connection(), credential.pk, credential.rate_limit
+            ),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
+        threads = max(1, settings.PUSH_CONCURRENCY)
+        with ThreadPoolExecutor(threads, thread_name_prefix=f"run{run_id}") as pool:
+            for future in [pool.submit(_send_loop, ctx, deadline, lease) for _ in range(threads)]:
+                future.result()
+        more = _has_pending(run_id)
+        if more:
+            dispatch.enqueue(run_id, slot, force=True)
+    if not more:
+        close_run_if_done(run_id)
+    return f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}"
+
+
+def _has_pending(run_id: int) -> bool:
+    return Batch.objects.filter(
+        run_id=run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
+    ).exists()
+
+
+def _send_loop(ctx: _RunContext, deadline: float, lease: dispatch.SlotLease) -> None:
+    try:
+        while time.monotonic() < deadline:
+            remaining = deadline - time.monotonic()
+            if not ctx.limiter.acquire(timeout=max(remaining, 0.0)):
+                return
+            claim = _claim(ctx)
+            if claim is None:
+                wait = _seconds_until_next_due(ctx.run_id)
+                if wait is None or wait > deadline - time.monotonic():
+                    return
+                time.sleep(min(max(wait, 0.05), 1.0))
+                continue
+            _send_one(ctx, claim)
+            lease.refresh()
+    finally:
+        connections.close_all()  # this thread's connections only
+
+
+def _seconds_until_next_due(run_id: int) -> float | None:
+    """Seconds until the earliest pending batch of a sending run may be claimed; None
+    when there is none (done, paused, cancelled, or all in flight elsewhere)."""
+    row = (
+        Batch.objects.filter(
+            run_id=run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
+        )
+        .order_by(F("not_before").asc(nulls_first=True))
+        .values_list("not_before", flat=True)
+        .first()
+    )
+    if (
+        row is None
+        and not Batch.objects.filter(
+            run_id=run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
+        ).exists()
+    ):
+        return None
+    if row is None:
+        return 0.0
+    return max(0.0, (row - timezone.now()).total_seconds())
+
+
+def _claim(ctx: _RunContext) -> _Claim | None:
+    """Claim the next due batch with one conditional UPDATE that bumps its fence token,
+    and write the Attempt row before any call is made."""
+    now = timezone.now()
+    for _attempt in range(5):
+        with transaction.atomic():
+            candidates = Batch.objects.filter(
+                run_id=ctx.run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
+            ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            if connection.vendor == "postgresql":
+                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+            row = (
+                candidates.order_by("seq")
+                .values_list("pk", "lease_token", "attempts", "target_count")
+                .first()
+            )
+            if row is None:
+                return None
+            batch_id, token, attempts, count = row
+            claimed = Batch.objects.filter(
+                pk=batch_id, status=Batch.Status.PENDING, lease_token=token
+            ).update(
+                status=Batch.Status.CLAIMED,
+                lease_token=token + 1,
+                lease_expires_at=now + timedelta(seconds=settings.PUSH_LEASE_SECONDS),
+                attempts=attempts + 1,
+                not_before=None,
+            )
+            if not claimed:
+                continue  # another worker took it first
+            Run.objects.filter(pk=ctx.run_id).update(
+                pending=F("pending") - count, in_flight=F("in_flight") + count
+            )
+            targets = dict(
+                Delivery.objects.filter(batch_id=batch_id).values_list("target_id", "msg_key")
+            )
+            params = strategy.template_params(ctx.spec, targets, limits=push_limits())
+            attempt = Attempt.objects.create(
+                batch_id=batch_id,
+                number=attempts + 1,
+                lease_token=token + 1,
+                worker=f"{ctx.worker}:{threading.current_thread().name}",
+                started_at=now,
+                request_params=params,
+            )
+            return _Claim(batch_id, token + 1, attempts + 1, count, params, attempt.pk)
+    return None
+
+
+def _send_one(ctx: _RunContext, claim: _Claim) -> None:
+    try:
+        reply = ctx.client.push_template(claim.params)
+    except PushError as exc:
+        _record_failure(ctx, claim, exc)
+        return
+    fault_point("after_call")
+    now = timezone.now()
+    with transaction.atomic():
+        Attempt.objects.filter(pk=claim.attempt_id).update(
+            outcome=Attempt.Outcome.SUCCESS,
+            latency_ms=reply.latency_ms,
+            request_id=reply.request_id,
+            http_status=reply.http_status,
+            result_code=reply.result_code,
+            result_message=reply.result_message[:1000],
+            response_body=reply.body,
+        )
+        won = Batch.objects.filter(
+            pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
+        ).update(
+            status=Batch.Status.SENT,
+            request_id=reply.request_id,
+            result_code=reply.result_code,
+            result_message=reply.result_message[:1000],
+            push_success=True,
+            push_result_msg=reply.result_msg[:1000],
+            push_result_data=reply.data or "",
+            http_status=reply.http_status,
+            latency_ms=reply.latency_ms,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        if not won:
+            return  # fenced out: a newer claim owns the batch and records its outcome
+        Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.SENT, result_code=reply.result_code, finished_at=now
+        )
+        Run.objects.filter(pk=ctx.run_id).update(
+            in_flight=F("in_flight") - claim.target_count,
+            sent=F("sent") + claim.target_count,
+            consecutive_failures=0,
+        )
+    ctx.count("sent")
+
+
+def backoff_seconds(attempt_no: int) -> float:
+    """Exponential backoff with jitter: half fixed, half random, capped."""
+    ceiling = min(settings.PUSH_BACKOFF_MAX, settings.PUSH_BACKOFF_BASE * 2 ** (attempt_no - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _record_failure(ctx: _RunContext, claim: _Claim, exc: PushError) -> None:
+    now = timezone.now()
+    final = exc.kind == PERMANENT or claim.attempt_no >= settings.PUSH_MAX_ATTEMPTS
+    result = {
+        "request_id": exc.request_id,
+        "http_status": exc.http_status,
+        "result_code": exc.code[:64],
+        "result_message": exc.message[:1000],
+    }
+    pause_reason = ""
+    with transaction.atomic():
+        Attempt.objects.filter(pk=claim.attempt_id).update(
+            outcome=exc.kind, latency_ms=exc.latency_ms, response_body=exc.body, **result
+        )
+        fenced = Batch.objects.filter(
+            pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
+        )
+        extra = {"ambiguous": True} if exc.kind == AMBIGUOUS else {}
+        run_status = Run.objects.filter(pk=ctx.run_id).values_list("status", flat=True).get()
+        if final or run_status == Run.Status.CANCELLED:
+            status = Batch.Status.FAILED if final else Batch.Status.CANCELLED
+            won = fenced.update(
+                status=status,
+                push_success=False,
+                latency_ms=exc.latency_ms,
+                finished_at=now,
+                lease_expires_at=None,
+                **result,
+                **extra,
+            )
+            if not won:
+                return
+            delivery_status = Delivery.Status.FAILED if final else Delivery.Status.CANCELLED
+            Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
+                status=delivery_status, result_code=exc.code[:64], finished_at=now
+            )
+            counter = "failed" if final else "cancelled"
+            updates = {
+                "in_flight": F("in_flight") - claim.target_count,
+                counter: F(counter) + claim.target_count,
+            }
+            if exc.kind == PERMANENT:
+                updates["consecutive_failures"] = F("consecutive_failures") + 1
+            Run.objects.filter(pk=ctx.run_id).update(**updates)
+            ctx.count("failed")
+            if exc.kind == PERMANENT:
+                streak = (
+                    Run.objects.filter(pk=ctx.run_id)
+                    .values_list("consecutive_failures", flat=True)
+                    .get()
+                )
+                if streak >= settings.PUSH_MAX_CONSECUTIVE_FAILURES:
+                    pause_reason = _(
+                        "Paused automatically after %(count)d permanent failures in a row; "
+                        "the last was %(code)s: %(message)s"
+                    ) % {"count": streak, "code": exc.code, "message": exc.message}
+        else:
+            won = fenced.update(
+                status=Batch.Status.PENDING,
+                lease_expires_at=None,
+                not_before=now + timedelta(seconds=backoff_seconds(claim.attempt_no)),
+                **result,
+                **extra,
+            )
+            if not won:
+                return
+            Run.objects.filter(pk=ctx.run_id).update(
+                in_flight=F("in_flight") - claim.target_count,
+                pending=F("pending") + claim.target_count,
+            )
+            ctx.count("retry")
+    if pause_reason:
+        campaign = Campaign.objects.get(pk=ctx.campaign_id)
+        try:
+            pause(campaign, None, reason=pause_reason)
+        except StateError:
+            log.info("campaign %s was already paused or cancelled", ctx.campaign_id)
+        else:
+            log.warning("campaign %s paused: %s", ctx.campaign_id, pause_reason)
+
+
+def fault_point(name: str) -> None:
+    """Test-only crash point, off unless PUSH_FAULT_POINT names it as `name:MARKER_FILE`.
+    It fires once (the marker file records that it did) by killing the process without
+    any cleanup, the way a power cut or the OOM killer would."""
+    configured = settings.PUSH_FAULT_POINT
+    if not configured:
+        return
+    point, _sep, marker = configured.partition(":")
+    if point != name or not marker:
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    log.error("fault point %s: killing process %s", name, os.getpid())
+    os._exit(70)
+
+
+# -- closing and sweeping ---------------------------------------------------------------
+
+
+def close_run_if_done(run_id: int) -> str | None:
+    """Close a run whose planning is done and that has no open batch. Returns the final
+    status when this call closed it."""
+    run = Run.objects.get(pk=run_id)
+    if run.finished_at is not None or not run.planning_done:
+        return None
+    if run.status not in (Run.Status.SENDING, Run.Status.CANCELLED):
+        return None
+    if Batch.objects.filter(run_id=run_id, status__in=Batch.OPEN_STATUSES).exists():
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        if run.status == Run.Status.CANCELLED:
+            final = Run.Status.CANCELLED
+            closed = Run.objects.filter(pk=run_id, finished_at__isnull=True).update(finished_at=now)
+            campaign_status = Campaign.Status.CANCELLED
+        else:
+            run.refresh_from_db()
+            if run.failed == 0:
+                final = Run.Status.COMPLETED
+            elif run.sent == 0:
+                final = Run.Status.FAILED
+            else:
+                final = Run.Status.COMPLETED_WITH_ERRORS
+            closed = Run.objects.filter(pk=run_id, status=Run.Status.SENDING).update(
+                status=final, finished_at=now
+            )
+            campaign_status = RUN_FINAL_FOR_CAMPAIGN[final]
+        if not closed:
+            return None
+        Campaign.objects.filter(
+            pk=run.campaign_id,
+            status__in=[Campaign.Status.SENDING, Campaign.Status.CANCELLED],
+        ).update(status=campaign_status, finished_at=now)
+        audit.record(
+            "campaign.run_finished",
+            obj=run.campaign,
+            details={
+                "run": run.number,
+                "status": final,
+                "sent": run.sent,
+                "failed": run.failed,
+                "cancelled": run.cancelled,
+            },
+        )
+    return final
+
+
+@dataclass
+class SweepReport:
+    reclaimed: int = 0
+    kicked: int = 0
+    closed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"reclaimed {self.reclaimed} expired lease(s), re-queued {self.kicked} job(s), "
+            f"closed {self.closed} run(s)"
+        )
+
+
+def sweep() -> SweepReport:
+    """Return expired leases to the queue, re-queue work whose job vanished, close
+    finished runs. Safe to run anywhere, any number of times at once."""
+    report = SweepReport()
+    now = timezone.now()
+    expired = Batch.objects.filter(status=Batch.Status.CLAIMED, lease_expires_at__lt=now)
+    for batch_id, run_id, token, count in expired.values_list(
+        "pk", "run_id", "lease_token", "target_count"
+    )[:5000]:
+        with transaction.atomic():
+            # The last attempt's answer was never recorded: the call may have gone out.
+            released = Batch.objects.filter(
+                pk=batch_id, status=Batch.Status.CLAIMED, lease_token=token
+            ).update(status=Batch.Status.PENDING, lease_expires_at=None, ambiguous=True)
+            if released:
+                Run.objects.filter(pk=run_id).update(
+                    in_flight=F("in_flight") - count, pending=F("pending") + count
+                )
+                if Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
+                    _cancel_pending(run_id)
+                report.reclaimed += 1
+    conn = dispatch.connection()
+    active = Run.objects.filter(
+        status__in=[Run.Status.PLANNING, Run.Status.SENDING, Run.Status.CANCELLED],
+        finished_at__isnull=True,
+    ).values_list("pk", "status", "planning_done")
+    for run_id, status, planning_done in active:
+        if not planning_done and not dispatch.slot_busy(conn, run_id, "plan"):
+            report.kicked += dispatch.enqueue(run_id, "plan")
+        if status == Run.Status.SENDING and _has_pending(run_id):
+            for slot in dispatch.send_slots():
+                if not dispatch.slot_busy(conn, run_id, slot):
+                    report.kicked += dispatch.enqueue(run_id, slot)
+        elif close_run_if_done(run_id):
+            report.closed += 1
+    close_old_connections()
+    return report
+
+
+def sweep_forever(interval: float, stop: threading.Event | None = None) -> None:
+    """`manage.py sweep --loop`: sweep every `interval` seconds until stopped."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        log.info("sweep: %s", sweep())
+        stop.wait(interval)

@@ -1,0 +1,308 @@
+"""The send pipeline in one process: launch, plan, send through the real queue (Redis),
+real HTTP to the sandbox, every outcome recorded once."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+
+from campaigns import ratelimit, sending
+from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
+from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fast_pipeline(settings, redis_conn):
+    settings.PUSH_BACKOFF_BASE = 0.01
+    settings.PUSH_BACKOFF_MAX = 0.05
+    settings.PUSH_CONCURRENCY = 4
+    settings.PUSH_JOB_SECONDS = 5
+    settings.PUSH_PLAN_CHUNK = 50
+
+
+def test_launch_sends_every_target_once_in_calls_of_at_most_ten(
+    credential, template, target_list, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, target_list)
+    run = sending.launch(campaign, marketer)
+    assert campaign.status == Campaign.Status.QUEUED
+    drain()
+    campaign.refresh_from_db()
+    run.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert (run.total, run.sent, run.failed, run.pending, run.in_flight) == (25, 25, 0, 0, 0)
+    assert sorted(Batch.objects.filter(run=run).values_list("target_count", flat=True)) == [
+        5,
+        10,
+        10,
+    ]
+    calls = [r for r in sandbox.records() if r["action"] == "PushTemplate"]
+    assert len(calls) == 3
+    assert all(r["accepted"] for r in calls)
+    assert {r["request_id"] for r in calls} == set(
+        Batch.objects.filter(run=run).values_list("request_id", flat=True)
+    )
+    assert Delivery.objects.filter(run=run, status=Delivery.Status.SENT).count() == 25
+    assert Attempt.objects.filter(batch__run=run, outcome=Attempt.Outcome.SUCCESS).count() == 3
+    assert AuditEvent.objects.filter(action="campaign.launch", actor=marketer).count() == 1
+    check_invariants(campaign, sandbox.records())
+
+
+def test_launch_twice_starts_one_run(credential, template, target_list, sandbox, marketer):
+    campaign = make_campaign(credential, template, target_list)
+    sending.launch(campaign, marketer)
+    with pytest.raises(sending.StateError, match="already launched"):
+        sending.launch(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert Run.objects.filter(campaign=campaign).count() == 1
+
+
+def test_launch_refuses_an_invalid_campaign_and_changes_nothing(
+    credential, template, target_list, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, target_list, template_values={"name": "A"})
+    with pytest.raises(sending.LaunchError) as caught:
+        sending.launch(campaign, marketer)
+    assert "#coupon#" in " ".join(caught.value.errors["template_values"])
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+    assert not Run.objects.exists()
+
+
+def test_transient_errors_retry_with_the_same_msgkeys(
+    credential, template, sandbox, marketer, settings
+):
+    settings.PUSH_MAX_ATTEMPTS = 30
+    sandbox.configure(error_5xx_rate=0.3, throttle_rate=0.1, seed=7)
+    campaign = make_campaign(credential, template, make_list(200))
+    run = sending.launch(campaign, marketer)
+    drain()
+    run.refresh_from_db()
+    assert (run.sent, run.failed) == (200, 0)
+    retried = Batch.objects.filter(run=run, attempts__gt=1)
+    assert retried.exists()
+    records = sandbox.records()
+    failed_calls = [r for r in records if r["action"] == "PushTemplate" and not r["accepted"]]
+    assert failed_calls
+    # a retried target was offered under exactly one msgKey
+    for record in failed_calls:
+        for target, key in record["targets"].items():
+            assert Delivery.objects.get(run=run, target_id=target).msg_key == key
+    check_invariants(campaign, records)
+
+
+def test_ambiguous_failures_retry_with_the_same_msgkeys_and_stay_flagged(
+    credential, template, sandbox, marketer, settings
+):
+    settings.PUSH_MAX_ATTEMPTS = 30
+    sandbox.configure(ambiguous_rate=0.3, seed=3)
+    campaign = make_campaign(credential, template, make_list(100))
+    run = sending.launch(campaign, marketer)
+    drain()
+    run.refresh_from_db()
+    assert (run.sent, run.failed) == (100, 0)
+    flagged = Batch.objects.filter(run=run, ambiguous=True)
+    assert flagged.exists()
+    assert all(b.status == Batch.Status.SENT for b in flagged)
+    assert Attempt.objects.filter(batch__run=run, outcome=Attempt.Outcome.AMBIGUOUS).exists()
+    summary = sandbox.summary()
+    assert summary["msgkeys_accepted_more_than_once"] > 0  # resent under the same key
+    check_invariants(campaign, sandbox.records())
+
+
+def test_permanent_failures_pause_the_campaign_with_the_reason(
+    credential, template, sandbox, marketer, settings
+):
+    settings.PUSH_MAX_CONSECUTIVE_FAILURES = 3
+    settings.PUSH_CONCURRENCY = 1
+    sandbox.configure(fail_code="3022")
+    campaign = make_campaign(credential, template, make_list(200))
+    run = sending.launch(campaign, marketer)
+    drain()
+    campaign.refresh_from_db()
+    run.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "3022" in campaign.status_reason
+    assert run.status == Run.Status.PAUSED
+    assert run.failed == 30  # three calls of ten, then no more claims
+    assert run.pending == 170
+    calls = [r for r in sandbox.records() if r["action"] == "PushTemplate"]
+    assert len(calls) == 3
+    check_invariants(campaign, sandbox.records())
+
+
+def context_for(run, credential, rate=100):
+    campaign = run.campaign
+    return sending._RunContext(  # noqa: SLF001 - drive claims by hand
+        run_id=run.pk,
+        campaign_id=campaign.pk,
+        spec=campaign.push_spec(),
+        client=sending.PushClient(credential),
+        limiter=ratelimit.for_credential(sending.dispatch.connection(), credential.pk, rate),
+        worker="test",
+    )
+
+
+def test_pause_then_resume_never_resends_a_sent_target(credential, template, sandbox, marketer):
+    campaign = make_campaign(credential, template, make_list(60))
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    ctx = context_for(run, credential)
+    for _ in range(2):  # two calls go out before the pause
+        sending._send_one(ctx, sending._claim(ctx))  # noqa: SLF001
+    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert sending._claim(ctx) is None  # noqa: SLF001 - no claims once paused
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.sent, run.pending) == (Run.Status.PAUSED, 20, 40)
+    sending.resume(Campaign.objects.get(pk=campaign.pk), marketer)
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.sent) == (Run.Status.COMPLETED, 60)
+    sending.sweep()
+    drain()
+    calls = [r for r in sandbox.records() if r["action"] == "PushTemplate"]
+    assert len(calls) == 6
+    assert sum(len(r["targets"]) for r in calls) == 60
+    check_invariants(campaign, sandbox.records())
+
+
+def test_cancel_ends_pending_targets_as_cancelled_with_no_calls(
+    credential, template, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, make_list(120))
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    drain()
+    run.refresh_from_db()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert run.status == Run.Status.CANCELLED
+    assert run.finished_at is not None
+    assert run.cancelled == 120
+    assert [r for r in sandbox.records() if r["action"] == "PushTemplate"] == []
+    assert AuditEvent.objects.filter(action="campaign.cancel").count() == 1
+    check_invariants(campaign, sandbox.records())
+
+
+def test_retry_failed_targets_starts_a_new_run_with_new_msgkeys(
+    credential, template, sandbox, marketer, settings
+):
+    settings.PUSH_MAX_CONSECUTIVE_FAILURES = 1000
+    sandbox.configure(fail_code="3023")
+    campaign = make_campaign(credential, template, make_list(30))
+    first = sending.launch(campaign, marketer)
+    drain()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.FAILED
+    sandbox.configure(fail_code=None)
+    second = sending.retry_failed(campaign, marketer)
+    drain()
+    second.refresh_from_db()
+    campaign.refresh_from_db()
+    assert (second.kind, second.total, second.sent) == (Run.Kind.RETRY, 30, 30)
+    assert campaign.status == Campaign.Status.COMPLETED
+    old_keys = set(Delivery.objects.filter(run=first).values_list("msg_key", flat=True))
+    new_keys = set(Delivery.objects.filter(run=second).values_list("msg_key", flat=True))
+    assert len(new_keys) == 30 and not old_keys & new_keys
+    assert AuditEvent.objects.filter(action="campaign.retry_failed").count() == 1
+    with pytest.raises(sending.StateError):
+        sending.retry_failed(campaign, marketer)
+    check_invariants(campaign, sandbox.records())
+
+
+def test_zombie_worker_cannot_overwrite_a_reclaimed_batch(
+    credential, template, target_list, sandbox, marketer, settings
+):
+    campaign = make_campaign(credential, template, target_list)
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    ctx = context_for(run, credential)
+    zombie = sending._claim(ctx)  # noqa: SLF001
+    Batch.objects.filter(pk=zombie.batch_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert sending.sweep().reclaimed == 1
+    fresh = sending._claim(ctx)  # noqa: SLF001
+    assert fresh.batch_id == zombie.batch_id and fresh.token == zombie.token + 1
+    sending._send_one(ctx, fresh)  # noqa: SLF001
+    batch = Batch.objects.get(pk=fresh.batch_id)
+    assert batch.status == Batch.Status.SENT and batch.ambiguous
+    winner = batch.request_id
+    sandbox.configure(fail_code="3022")
+    sending._send_one(ctx, zombie)  # the zombie finishes late, with a failure  # noqa: SLF001
+    batch.refresh_from_db()
+    assert (batch.status, batch.request_id) == (Batch.Status.SENT, winner)
+    assert Delivery.objects.filter(batch=batch, status=Delivery.Status.SENT).count() == 10
+
+
+def test_sweeper_rebuilds_the_queue_after_redis_loses_everything(
+    credential, template, sandbox, marketer, redis_conn
+):
+    campaign = make_campaign(credential, template, make_list(80))
+    run = sending.launch(campaign, marketer)
+    redis_conn.flushdb()  # Redis restarted empty: the planning job is gone
+    assert drain() == 0
+    report = sending.sweep()
+    assert report.kicked >= 1
+    drain()
+    run.refresh_from_db()
+    assert (run.status, run.sent) == (Run.Status.COMPLETED, 80)
+    check_invariants(campaign, sandbox.records())
+
+
+def test_campaign_status_prints_counters_and_outcomes(
+    credential, template, target_list, sandbox, marketer, capsys
+):
+    campaign = make_campaign(credential, template, target_list)
+    sending.launch(campaign, marketer)
+    call_command("campaign_status", campaign.pk)
+    assert "pending 0, in flight 0, sent 0" in capsys.readouterr().out
+    drain()
+    call_command("campaign_status", campaign.pk)
+    out = capsys.readouterr().out
+    assert "Completed" in out
+    assert "sent 25, failed 0" in out
+    assert "OK: 25 target(s) in 3 call(s)" in out
+
+
+def test_launch_campaign_command_reports_rule_errors(credential, template, target_list, sandbox):
+    campaign = make_campaign(credential, template, target_list, expired_seconds=5)
+    with pytest.raises(CommandError, match="Expiry must be between"):
+        call_command("launch_campaign", campaign.pk)
+    with pytest.raises(CommandError, match="no campaign with ID 999999"):
+        call_command("launch_campaign", 999999)
+
+
+def test_rate_limiter_never_admits_more_than_the_limit_in_any_window(redis_conn):
+    limiter = ratelimit.RateLimiter(redis_conn, "test:rate", 5)
+    admitted = []
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        if limiter.try_acquire() == 0:
+            admitted.append(time.monotonic())
+        else:
+            time.sleep(0.01)
+    assert 10 <= len(admitted) <= 15
+    for i, moment in enumerate(admitted):
+        in_window = [t for t in admitted[i:] if t - moment < 1.0]
+        assert len(in_window) <= 5
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**9), unique=True, max_size=200),
+    st.integers(min_value=1, max_value=50),
+)
+def test_batcher_never_makes_a_call_over_ten_or_repeats_a_target(refs, size):
+    groups = sending.batches_of(refs, size)
+    assert all(1 <= len(group) <= 10 for group in groups)
+    flat = [item for group in groups for item in group]
+    assert flat == refs  # every target once, in order
