@@ -1,7 +1,7 @@
-from django.urls import path
-
-from campaigns import views
+from django.urls import include, path
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("campaigns.views.dashboard")),
+    path("campaigns/", include("campaigns.views.campaigns")),
+    path("account/", include("campaigns.views.account")),
 ]

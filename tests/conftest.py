@@ -93,19 +93,56 @@ def sandbox(sandbox_server):
     sandbox_server.reset()
 
 
+def _user(model, username: str, role: str, *, superuser: bool = False):
+    from django.contrib.auth.models import Group
+
+    make = model.objects.create_superuser if superuser else model.objects.create_user
+    user = make(username, f"{username}@example.invalid", f"pw-{username}-123")
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
 @pytest.fixture
 def admin_user(django_user_model):
-    return django_user_model.objects.create_superuser("ada", "ada@example.invalid", "pw-ada-123")
+    return _user(django_user_model, "ada", "Admin", superuser=True)
 
 
 @pytest.fixture
 def marketer(django_user_model):
-    return django_user_model.objects.create_user("mark", "mark@example.invalid", "pw-mark-123")
+    return _user(django_user_model, "mark", "Marketing")
 
 
 @pytest.fixture
 def auditor(django_user_model):
-    return django_user_model.objects.create_user("audrey", "aud@example.invalid", "pw-aud-123")
+    return _user(django_user_model, "audrey", "Auditor")
+
+
+# -- browser tests --------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium: Playwright cannot download its own browser here."""
+    if not CHROMIUM.exists():
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture
+def login(page, live_server):
+    """login(user) opens the console in the browser as that user, via the login form."""
+
+    def do_login(user, password: str | None = None):
+        page.goto(f"{live_server.url}/login/")
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(password or f"pw-{user.username}-123")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    return do_login
 
 
 @pytest.fixture

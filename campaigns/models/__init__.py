@@ -2,6 +2,7 @@ from .audit import AuditEvent
 from .campaign import Campaign, CircleType, Run, StrategyType
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
+from .preference import UserPreference
 from .target import DeliveryType, Target, TargetList
 from .template import MessageTemplate
 
@@ -19,4 +20,5 @@ __all__ = [
     "StrategyType",
     "Target",
     "TargetList",
+    "UserPreference",
 ]

@@ -4,6 +4,7 @@ domain function, audit, redirect."""
 from __future__ import annotations
 
 from django.shortcuts import render
+from django.urls import path
 
 from campaigns.models import Campaign, Credential, MessageTemplate, TargetList
 
@@ -19,3 +20,8 @@ def home(request):
             "campaigns": Campaign.objects.select_related("credential")[:10],
         },
     )
+
+
+urlpatterns = [
+    path("", home, name="home"),
+]

@@ -1,0 +1,11 @@
+from campaigns.roles import ADMIN, AUDITOR, MARKETING, has_role, roles_of
+
+
+def roles(request) -> dict:
+    """What the page may offer: links and buttons follow the same rules as the views."""
+    user = request.user
+    return {
+        "can_send": has_role(user, MARKETING),
+        "can_read": has_role(user, MARKETING, AUDITOR),
+        "is_admin": ADMIN in roles_of(user),
+    }

@@ -1,0 +1,348 @@
+"""The campaign builder form.
+
+It converts what marketing types into a Campaign (drafts may be incomplete), then runs
+every rule of strategy.py and puts each message next to the field it is about. Saving a
+draft needs only the basics; launching needs the rules to pass (sending.launch checks
+again on the server).
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from datetime import datetime
+
+from django import forms
+from django.urls import reverse_lazy
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from campaigns import strategy
+from campaigns.conf import push_limits
+from campaigns.models import Campaign, Credential, MessageTemplate, TargetList
+
+EXTENDED_ROWS = 20
+VALUE_PREFIX = "value__"
+CATEGORY_PREFIX = "tcc_"
+LEVEL_PREFIX = "level_"
+
+# Where strategy.py's messages about a PushSpec field are shown in this form.
+SPEC_TO_FORM = {
+    "app_id": "credential",
+    "workspace_id": "credential",
+    "template_name": "template",
+    "template_placeholders": "template",
+    "delivery_type": "target_list",
+    "timezone": "credential",
+    "third_channel_category": f"{CATEGORY_PREFIX}hms",
+    "notify_level": f"{LEVEL_PREFIX}hms",
+    "extended_params": "ext_key_0",
+    "template_values": None,  # per-placeholder, see _values_errors
+}
+
+
+def _choices(table, blank: str) -> list[tuple[str, str]]:
+    return [("", blank)] + [(str(code), label) for code, label in table.items()]
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+class CampaignForm(forms.ModelForm):
+    """Builder form. The credential's timezone governs fixed times, loop days and the
+    dismissal date: values are typed and shown in that zone."""
+
+    loop_weekdays = forms.TypedMultipleChoiceField(
+        label=gettext_lazy("Weekdays"), required=False, coerce=int,
+        choices=[(n, label) for n, label in strategy.WEEKDAYS.items()],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    loop_monthdays = forms.TypedMultipleChoiceField(
+        label=gettext_lazy("Days of the month"), required=False, coerce=int,
+        choices=[(n, str(n)) for n in range(1, 32)],
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy("A month without the chosen day skips it."),
+    )
+    fixed_time = forms.DateTimeField(
+        label=gettext_lazy("Send at"), required=False, widget=DateTimeLocalInput(),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+    )
+    dismissal_date = forms.DateTimeField(
+        label=gettext_lazy("Dismissal date"), required=False, widget=DateTimeLocalInput(),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        help_text=gettext_lazy("Only with the 'end' event."),
+    )
+    classification = forms.ChoiceField(
+        label=gettext_lazy("vivo message type"), required=False,
+        choices=_choices(strategy.CLASSIFICATIONS, gettext_lazy("Default (system)")),
+    )
+    notify_type = forms.ChoiceField(
+        label=gettext_lazy("Notify type"), required=False,
+        choices=_choices(strategy.NOTIFY_TYPES, gettext_lazy("Default")),
+    )
+    activity_event = forms.ChoiceField(
+        label=gettext_lazy("Live-activity event"), required=False,
+        choices=_choices(strategy.ACTIVITY_EVENTS, gettext_lazy("None")),
+    )
+    sms_strategy = forms.TypedChoiceField(
+        label=gettext_lazy("SMS supplement"), coerce=int, required=False, empty_value=0,
+        choices=[(0, gettext_lazy("Off")), (1, gettext_lazy("On (strategy 1)")),
+                 (2, gettext_lazy("On (strategy 2)"))],
+        help_text=gettext_lazy("Hangzhou non-finance region only. When on, sign name, "
+                               "template code and template parameters are all required."),
+    )
+    sms_template_param = forms.CharField(
+        label=gettext_lazy("SMS template parameters (JSON)"), required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    activity_content_state = forms.CharField(
+        label=gettext_lazy("Live-activity content state (JSON)"), required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "task_name", "credential", "template", "target_list", "expired_seconds",
+            "strategy_type", "fixed_time", "loop_start_date", "loop_end_date",
+            "loop_circle_type", "loop_time", "classification", "notify_type",
+            "mi_channel_id", "sms_strategy", "sms_sign_name", "sms_template_code",
+            "activity_event", "dismissal_date",
+        ]
+        widgets = {
+            "strategy_type": forms.RadioSelect,
+            "loop_start_date": forms.DateInput(attrs={"type": "date"}),
+            "loop_end_date": forms.DateInput(attrs={"type": "date"}),
+            "loop_time": forms.TimeInput(attrs={"type": "time", "step": 1}, format="%H:%M:%S"),
+        }
+        help_texts = {
+            "task_name": gettext_lazy("Shown in mPaaS's push records (TaskName)."),
+            "expired_seconds": gettext_lazy("How long mPaaS keeps trying to deliver."),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["credential"].queryset = Credential.objects.filter(is_active=True)
+        self.fields["template"].queryset = MessageTemplate.objects.all()
+        self.fields["target_list"].queryset = TargetList.objects.all()
+        self.fields["loop_circle_type"].required = False
+        self.fields["template"].widget.attrs.update({
+            "hx-get": reverse_lazy("campaign-template-values"), "hx-trigger": "change",
+            "hx-target": "#template-values",
+        })
+        self.fields["credential"].widget.attrs.update({
+            "hx-get": reverse_lazy("campaign-credential-info"), "hx-trigger": "change, load",
+            "hx-target": "#credential-info",
+        })
+        self.fields["expired_seconds"].widget.attrs.update({"min": 1, "step": 1})
+        for vendor, label in strategy.VENDORS.items():
+            table = strategy.THIRD_CHANNEL_CATEGORIES[vendor]
+            name = f"{CATEGORY_PREFIX}{vendor}"
+            if table:
+                self.fields[name] = forms.ChoiceField(
+                    label=label, required=False, choices=_choices(table, _("Not set"))
+                )
+            else:
+                self.fields[name] = forms.CharField(
+                    label=label, required=False, max_length=8,
+                    help_text=_("Category code (digits)."),
+                )
+        for vendor, levels in strategy.NOTIFY_LEVELS.items():
+            self.fields[f"{LEVEL_PREFIX}{vendor}"] = forms.ChoiceField(
+                label=strategy.VENDORS[vendor], required=False,
+                choices=_choices(levels, _("Not set")),
+            )
+        for n in range(EXTENDED_ROWS):
+            self.fields[f"ext_key_{n}"] = forms.CharField(
+                label=_("Key %(n)d") % {"n": n + 1}, required=False, max_length=64
+            )
+            self.fields[f"ext_value_{n}"] = forms.CharField(
+                label=_("Value %(n)d") % {"n": n + 1}, required=False, max_length=500
+            )
+        self._add_value_fields()
+        self._set_initial_from_instance()
+
+    # -- dynamic parts --------------------------------------------------------------
+
+    def selected_template(self) -> MessageTemplate | None:
+        raw = self.data.get("template") if self.is_bound else None
+        if raw:
+            return MessageTemplate.objects.filter(pk=raw).first() if str(raw).isdigit() else None
+        return self.instance.template if self.instance.template_id else None
+
+    def selected_credential(self) -> Credential | None:
+        raw = self.data.get("credential") if self.is_bound else None
+        if raw:
+            return Credential.objects.filter(pk=raw).first() if str(raw).isdigit() else None
+        return self.instance.credential if self.instance.credential_id else None
+
+    def zone(self) -> zoneinfo.ZoneInfo:
+        credential = self.selected_credential()
+        try:
+            return zoneinfo.ZoneInfo(credential.timezone if credential else "Asia/Shanghai")
+        except zoneinfo.ZoneInfoNotFoundError:
+            return zoneinfo.ZoneInfo("Asia/Shanghai")
+
+    def _add_value_fields(self) -> None:
+        template = self.selected_template()
+        values = self.instance.template_values or {}
+        for name in template.placeholders() if template else ():
+            self.fields[f"{VALUE_PREFIX}{name}"] = forms.CharField(
+                label=f"#{name}#", required=False, max_length=1000, initial=values.get(name, "")
+            )
+
+    def value_fields(self):
+        return [self[name] for name in self.fields if name.startswith(VALUE_PREFIX)]
+
+    def fields_named(self, *prefixes: str):
+        return [self[name] for name in self.fields if name.startswith(prefixes)]
+
+    def extended_rows(self):
+        return [(self[f"ext_key_{n}"], self[f"ext_value_{n}"]) for n in range(EXTENDED_ROWS)]
+
+    def _set_initial_from_instance(self) -> None:
+        campaign = self.instance
+        zone = self.zone()
+        for name in ("fixed_time", "dismissal_date"):
+            value = getattr(campaign, name)
+            if value:
+                self.initial[name] = value.astimezone(zone).replace(tzinfo=None)
+        values = list(campaign.loop_circle_values or [])
+        if campaign.loop_circle_type == strategy.WEEKLY:
+            self.initial["loop_weekdays"] = values
+        elif campaign.loop_circle_type == strategy.MONTHLY:
+            self.initial["loop_monthdays"] = values
+        for vendor, code in (campaign.third_channel_category or {}).items():
+            self.initial[f"{CATEGORY_PREFIX}{vendor}"] = code
+        for vendor, level in (campaign.notify_level or {}).items():
+            self.initial[f"{LEVEL_PREFIX}{vendor}"] = level
+        for n, (key, value) in enumerate((campaign.extended_params or {}).items()):
+            if n < EXTENDED_ROWS:
+                self.initial[f"ext_key_{n}"] = key
+                self.initial[f"ext_value_{n}"] = value
+        if campaign.sms_template_param:
+            self.initial["sms_template_param"] = json.dumps(
+                campaign.sms_template_param, ensure_ascii=False
+            )
+        if campaign.activity_content_state is not None:
+            self.initial["activity_content_state"] = json.dumps(
+                campaign.activity_content_state, ensure_ascii=False
+            )
+
+    # -- cleaning -------------------------------------------------------------------
+
+    def _local(self, value: datetime | None) -> datetime | None:
+        """A typed date-time means that wall time in the credential's timezone."""
+        if value is None:
+            return None
+        naive = timezone.make_naive(value) if timezone.is_aware(value) else value
+        return naive.replace(tzinfo=self.zone())
+
+    def _json_object(self, name: str) -> dict | None:
+        raw = (self.cleaned_data.get(name) or "").strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            self.add_error(name, _("This must be a JSON object, e.g. {\"code\": \"1234\"}."))
+            return None
+        if not isinstance(value, dict):
+            self.add_error(name, _("This must be a JSON object, e.g. {\"code\": \"1234\"}."))
+            return None
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        campaign = self.instance
+        cleaned["fixed_time"] = self._local(cleaned.get("fixed_time"))
+        cleaned["dismissal_date"] = self._local(cleaned.get("dismissal_date"))
+        circle = cleaned.get("loop_circle_type")
+        if circle == strategy.WEEKLY:
+            campaign.loop_circle_values = sorted(cleaned.get("loop_weekdays") or [])
+        elif circle == strategy.MONTHLY:
+            campaign.loop_circle_values = sorted(cleaned.get("loop_monthdays") or [])
+        else:
+            campaign.loop_circle_values = []
+        # A blank value field is a value not given (strategy.py then names it).
+        campaign.template_values = {
+            name[len(VALUE_PREFIX):]: cleaned[name]
+            for name in self.fields
+            if name.startswith(VALUE_PREFIX) and cleaned.get(name)
+        }
+        campaign.third_channel_category = {
+            vendor: str(cleaned[f"{CATEGORY_PREFIX}{vendor}"]).strip()
+            for vendor in strategy.VENDORS
+            if str(cleaned.get(f"{CATEGORY_PREFIX}{vendor}") or "").strip()
+        }
+        campaign.notify_level = {
+            vendor: cleaned[f"{LEVEL_PREFIX}{vendor}"]
+            for vendor in strategy.NOTIFY_LEVELS
+            if cleaned.get(f"{LEVEL_PREFIX}{vendor}")
+        }
+        extended = {}
+        for n in range(EXTENDED_ROWS):
+            key = (cleaned.get(f"ext_key_{n}") or "").strip()
+            value = cleaned.get(f"ext_value_{n}") or ""
+            if not key and value:
+                self.add_error(f"ext_key_{n}", _("A value needs a key."))
+            elif key in extended:
+                self.add_error(f"ext_key_{n}", _("Key %(key)s is given twice.") % {"key": key})
+            elif key:
+                extended[key] = value
+        campaign.extended_params = extended
+        campaign.sms_template_param = self._json_object("sms_template_param") or {}
+        campaign.activity_content_state = self._json_object("activity_content_state")
+        return cleaned
+
+    def _post_clean(self):
+        super()._post_clean()
+        # Rules are checked on every save so the builder can show them; a draft with
+        # broken rules still saves (see `launch_errors`), launching does not.
+        self.rule_errors: dict[str, list[str]] = {}
+        if self.errors or not (self.instance.credential_id and self.instance.template_id
+                               and self.instance.target_list_id):
+            return
+        errors = strategy.validate(
+            self.instance.push_spec(), now=timezone.now(), limits=push_limits()
+        )
+        self.rule_errors = errors
+
+    def show_rule_errors(self) -> None:
+        """Put strategy.py's messages next to their fields (for display)."""
+        for spec_field, messages in self.rule_errors.items():
+            for message in messages:
+                if spec_field == "template_values":
+                    named = [
+                        field.name for field in self.value_fields()
+                        if f"#{field.name[len(VALUE_PREFIX):]}#" in message
+                    ]
+                    for name in named or [None]:
+                        self.add_error(name, message)
+                else:
+                    self.add_error(self.form_field_for(spec_field), message)
+
+    def form_field_for(self, spec_field: str) -> str | None:
+        if spec_field == "loop_circle_values":
+            circle = self.cleaned_data.get("loop_circle_type")
+            return "loop_monthdays" if circle == strategy.MONTHLY else "loop_weekdays"
+        if spec_field in SPEC_TO_FORM:
+            return SPEC_TO_FORM[spec_field]
+        return spec_field if spec_field in self.fields else None
+
+
+class CampaignSearchForm(forms.Form):
+    q = forms.CharField(
+        label=gettext_lazy("Search task name"), required=False, max_length=128,
+        widget=forms.TextInput(attrs={"class": "form-control", "type": "search"}),
+    )
+    status = forms.ChoiceField(
+        label=gettext_lazy("Status"), required=False,
+        choices=[("", gettext_lazy("All"))] + list(Campaign.Status.choices),
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )

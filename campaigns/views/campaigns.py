@@ -1,0 +1,325 @@
+"""Campaign pages: list, builder, review and launch, the live campaign page, actions."""
+
+from __future__ import annotations
+
+import math
+import zoneinfo
+
+from django.contrib import messages
+from django.db.models import Count, Sum
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from campaigns import audit, sending, strategy
+from campaigns.conf import push_limits
+from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
+from campaigns.models import Batch, Campaign, Credential, MessageTemplate, Run, Target
+from campaigns.roles import can_read, can_send
+
+ACTIVE = {Campaign.Status.QUEUED, Campaign.Status.SENDING}
+PAGE_SIZE = 50
+
+
+def _campaign(pk: int) -> Campaign:
+    return get_object_or_404(
+        Campaign.objects.select_related("credential", "template", "target_list"), pk=pk
+    )
+
+
+@can_read
+@require_GET
+def campaign_list(request):
+    form = CampaignSearchForm(request.GET or None)
+    campaigns = Campaign.objects.select_related("credential", "target_list").order_by("-pk")
+    if form.is_valid():
+        if form.cleaned_data["q"]:
+            campaigns = campaigns.filter(task_name__icontains=form.cleaned_data["q"])
+        if form.cleaned_data["status"]:
+            campaigns = campaigns.filter(status=form.cleaned_data["status"])
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        campaigns = campaigns.filter(pk__lt=int(before))
+    page = list(campaigns[: PAGE_SIZE + 1])
+    return render(request, "campaigns/campaigns/list.html", {
+        "form": form, "campaigns": page[:PAGE_SIZE],
+        "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
+    })
+
+
+def _builder(request, campaign: Campaign | None):
+    instance = campaign or Campaign(created_by=request.user)
+    if request.method == "POST":
+        form = CampaignForm(request.POST, instance=instance)
+        if form.is_valid():
+            created = instance.pk is None
+            campaign = form.save()
+            audit.record("campaign.create" if created else "campaign.edit", obj=campaign,
+                         request=request, details={"fields": sorted(form.changed_data)})
+            if not form.rule_errors:
+                messages.success(request, _("Draft saved. Review it before launching."))
+                return redirect("campaign-review", pk=campaign.pk)
+            form = CampaignForm(request.POST, instance=campaign)
+            form.is_valid()
+            form.show_rule_errors()
+            messages.warning(request, _("Draft saved, but it cannot be launched until the "
+                                        "marked fields are fixed."))
+    else:
+        form = CampaignForm(instance=instance)
+    return render(request, "campaigns/campaigns/builder.html", {
+        "form": form, "campaign": campaign, "preview": _preview(form),
+        "category_fields": form.fields_named("tcc_"), "level_fields": form.fields_named("level_"),
+    })
+
+
+@can_send
+def campaign_create(request):
+    return _builder(request, None)
+
+
+@can_send
+def campaign_edit(request, pk: int):
+    campaign = _campaign(pk)
+    if campaign.status != Campaign.Status.DRAFT:
+        messages.error(request, _("Only a draft can be edited."))
+        return redirect("campaign-detail", pk=pk)
+    return _builder(request, campaign)
+
+
+def _preview(form: CampaignForm) -> dict:
+    """The builder's live sidebar: rendered message, StrategyContent, expiry reading."""
+    template = form.selected_template()
+    credential = form.selected_credential()
+    values = {}
+    if form.is_bound:
+        values = {f.name[len("value__"):]: form.data.get(f.name, "") for f in form.value_fields()}
+    elif form.instance.pk:
+        values = form.instance.template_values or {}
+    data = {"template": template, "credential": credential,
+            "rendered": template.preview(values) if template else None}
+    seconds = form.data.get("expired_seconds") if form.is_bound else form.instance.expired_seconds
+    try:
+        data["expiry"] = strategy.humanize_seconds(int(seconds))
+    except (TypeError, ValueError):
+        data["expiry"] = ""
+    if form.is_bound and hasattr(form, "cleaned_data") and form.instance.template_id and \
+            form.instance.credential_id and form.instance.target_list_id:
+        try:
+            data["strategy_json"] = strategy.strategy_content_json(form.instance.push_spec())
+        except strategy.StrategyError as exc:
+            data["strategy_error"] = str(exc)
+    elif not form.is_bound and form.instance.pk:
+        try:
+            data["strategy_json"] = strategy.strategy_content_json(form.instance.push_spec())
+        except strategy.StrategyError as exc:
+            data["strategy_error"] = str(exc)
+    return data
+
+
+@can_send
+@require_POST
+def campaign_builder_preview(request):
+    """htmx: re-render the sidebar and the template-values section from the form."""
+    form = CampaignForm(request.POST, instance=Campaign())
+    form.is_valid()
+    return render(request, "campaigns/campaigns/_builder_preview.html",
+                  {"form": form, "preview": _preview(form)})
+
+
+def first_call_params(campaign: Campaign) -> dict[str, str] | None:
+    """The exact business parameters of the first call, secret-free."""
+    limits = push_limits()
+    refs = list(
+        Target.objects.filter(target_list=campaign.target_list).order_by("pk")
+        .values_list("pk", "target_id")[: limits.max_targets]
+    )
+    if not refs:
+        return None
+    targets = {target: sending.msg_key(campaign.pk, 1, ref) for ref, target in refs}
+    return strategy.template_params(campaign.push_spec(), targets, limits=limits)
+
+
+@can_read
+@require_GET
+def campaign_review(request, pk: int):
+    campaign = _campaign(pk)
+    errors = sending.launch_errors(campaign) if campaign.can_launch() else {}
+    count = campaign.target_list.target_count
+    calls = math.ceil(count / push_limits().max_targets) if count else 0
+    seconds = calls / campaign.credential.rate_limit if calls else 0
+    params = None if errors else first_call_params(campaign)
+    return render(request, "campaigns/campaigns/review.html", {
+        "campaign": campaign, "errors": errors, "calls": calls, "targets": count,
+        "params": params, "send_seconds": seconds,
+        "send_time": strategy.humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
+        "expires_first": seconds > campaign.expired_seconds,
+    })
+
+
+@can_send
+@require_POST
+def campaign_launch(request, pk: int):
+    campaign = _campaign(pk)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, _("Tick the confirmation box to launch."))
+        return redirect("campaign-review", pk=pk)
+    try:
+        sending.launch(campaign, request.user, request=request)
+    except sending.LaunchError as exc:
+        for message in [m for ms in exc.errors.values() for m in ms]:
+            messages.error(request, message)
+        return redirect("campaign-review", pk=pk)
+    except sending.StateError as exc:
+        messages.info(request, str(exc))
+        return redirect("campaign-detail", pk=pk)
+    messages.success(request, _("Launched. Sending starts in a moment."))
+    return redirect("campaign-detail", pk=pk)
+
+
+def _outcomes(run: Run | None) -> list[dict]:
+    if run is None:
+        return []
+    rows = (
+        Batch.objects.filter(run=run).exclude(status__in=Batch.OPEN_STATUSES)
+        .values("status", "result_code")
+        .annotate(calls=Count("pk"), targets=Sum("target_count"))
+        .order_by("-targets")
+    )
+    out = []
+    for row in rows:
+        code = row["result_code"] or ""
+        meaning = strategy.RESULT_CODES.get(code)
+        out.append({**row, "meaning": meaning.meaning if meaning else
+                    (_("Accepted") if code in ("OK", "100") else "")})
+    return out
+
+
+@can_read
+@require_GET
+def campaign_detail(request, pk: int):
+    campaign = _campaign(pk)
+    run = sending.latest_run(campaign)
+    batches = Batch.objects.filter(run=run).order_by("seq") if run else Batch.objects.none()
+    outcome = request.GET.get("outcome", "")
+    if outcome in Batch.Status.values:
+        batches = batches.filter(status=outcome)
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        batches = batches.filter(seq__gt=int(after))
+    page = list(batches[: PAGE_SIZE + 1])
+    return render(request, "campaigns/campaigns/detail.html", {
+        "campaign": campaign, "run": run, "runs": campaign.runs.order_by("-number"),
+        "outcomes": _outcomes(run), "batches": page[:PAGE_SIZE],
+        "next_after": page[PAGE_SIZE - 1].seq if len(page) > PAGE_SIZE else None,
+        "outcome": outcome, "batch_statuses": Batch.Status.choices,
+        "active": campaign.status in ACTIVE,
+    })
+
+
+@can_read
+@require_GET
+def campaign_progress(request, pk: int):
+    """htmx fragment polled every second while the campaign is active. Reads two rows."""
+    campaign = get_object_or_404(Campaign.objects.only("pk", "status", "status_reason"), pk=pk)
+    run = campaign.runs.order_by("-number").first()
+    response = render(request, "campaigns/campaigns/_progress.html", {
+        "campaign": campaign, "run": run, "active": campaign.status in ACTIVE,
+    })
+    if campaign.status not in ACTIVE and request.htmx and request.GET.get("was_active"):
+        # the outcome table and the actions change when sending ends: reload the page once
+        response["HX-Refresh"] = "true"
+    return response
+
+
+ACTIONS = {
+    "pause": (sending.pause, _("Paused. Calls already in flight finish.")),
+    "resume": (sending.resume, _("Resumed.")),
+    "cancel": (sending.cancel, _("Cancelled. Targets not yet sent are marked cancelled.")),
+}
+
+
+@can_send
+@require_POST
+def campaign_action(request, pk: int, action: str):
+    campaign = _campaign(pk)
+    if action == "retry":
+        try:
+            run = sending.retry_failed(campaign, request.user, request=request)
+        except sending.StateError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("Run %(number)d started with the %(count)d failed "
+                                        "targets.") % {"number": run.number,
+                                                       "count": run.source_run.failed})
+        return redirect("campaign-detail", pk=pk)
+    if action not in ACTIONS:
+        raise Http404
+    func, done = ACTIONS[action]
+    try:
+        func(campaign, request.user, request=request)
+    except sending.StateError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("campaign-detail", pk=pk)
+
+
+@can_send
+@require_POST
+def campaign_duplicate(request, pk: int):
+    source = _campaign(pk)
+    copy = Campaign.objects.get(pk=source.pk)
+    copy.pk = None
+    copy.task_name = _("Copy of %(name)s") % {"name": source.task_name}
+    copy.status, copy.status_reason = Campaign.Status.DRAFT, ""
+    copy.created_by, copy.launched_by, copy.cancelled_by = request.user, None, None
+    copy.launched_at = copy.finished_at = None
+    copy.task_name = copy.task_name[:128]
+    copy.save()
+    audit.record("campaign.create", obj=copy, request=request, details={"copied_from": source.pk})
+    messages.success(request, _("A new draft was created from this campaign."))
+    return redirect("campaign-edit", pk=copy.pk)
+
+
+@can_send
+@require_GET
+def template_values_fragment(request):
+    """htmx: the template-values inputs for the chosen template (builder)."""
+    template_id = request.GET.get("template", "")
+    template = MessageTemplate.objects.filter(pk=template_id).first() if template_id.isdigit() \
+        else None
+    form = CampaignForm(instance=Campaign(template=template) if template else Campaign())
+    return render(request, "campaigns/campaigns/_values.html", {"form": form})
+
+
+@can_read
+@require_GET
+def credential_info(request):
+    """htmx: the chosen credential's timezone and sandbox flag, shown in the builder."""
+    credential_id = request.GET.get("credential", "")
+    credential = Credential.objects.filter(pk=credential_id).first() \
+        if credential_id.isdigit() else None
+    if credential is None:
+        return HttpResponse("")
+    now = timezone.now().astimezone(zoneinfo.ZoneInfo(credential.timezone))
+    return render(request, "campaigns/campaigns/_credential_info.html",
+                  {"credential": credential, "now": now})
+
+
+urlpatterns = [
+    path("", campaign_list, name="campaign-list"),
+    path("new/", campaign_create, name="campaign-create"),
+    path("preview/", campaign_builder_preview, name="campaign-builder-preview"),
+    path("template-values/", template_values_fragment, name="campaign-template-values"),
+    path("credential-info/", credential_info, name="campaign-credential-info"),
+    path("<int:pk>/", campaign_detail, name="campaign-detail"),
+    path("<int:pk>/edit/", campaign_edit, name="campaign-edit"),
+    path("<int:pk>/review/", campaign_review, name="campaign-review"),
+    path("<int:pk>/launch/", campaign_launch, name="campaign-launch"),
+    path("<int:pk>/progress/", campaign_progress, name="campaign-progress"),
+    path("<int:pk>/duplicate/", campaign_duplicate, name="campaign-duplicate"),
+    path("<int:pk>/<slug:action>/", campaign_action, name="campaign-action"),
+]

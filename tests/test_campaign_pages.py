@@ -1,0 +1,162 @@
+"""The campaign builder, review, launch and campaign page through the test client."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from campaigns.models import AuditEvent, Campaign, Run, UserPreference
+from tests.pipeline_helpers import make_campaign
+
+pytestmark = pytest.mark.django_db
+
+
+def builder_data(credential, template, target_list, **changes) -> dict:
+    data = {
+        "task_name": "Autumn sale",
+        "credential": credential.pk,
+        "template": template.pk,
+        "target_list": target_list.pk,
+        "expired_seconds": "300",
+        "strategy_type": "0",
+        "value__name": "Ann",
+        "value__coupon": "C-1",
+        "sms_strategy": "0",
+    }
+    data.update(changes)
+    return data
+
+
+def test_builder_saves_a_valid_draft_and_goes_to_review(
+    client, marketer, credential, template, target_list
+):
+    client.force_login(marketer)
+    response = client.post("/campaigns/new/", builder_data(credential, template, target_list))
+    campaign = Campaign.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/campaigns/{campaign.pk}/review/"
+    assert campaign.template_values == {"name": "Ann", "coupon": "C-1"}
+    assert campaign.status == Campaign.Status.DRAFT
+    assert AuditEvent.objects.filter(action="campaign.create", actor=marketer).exists()
+
+
+def test_builder_saves_a_draft_with_rule_errors_next_to_the_fields(
+    client, marketer, credential, template, target_list
+):
+    client.force_login(marketer)
+    data = builder_data(credential, template, target_list, sms_strategy="2",
+                        value__coupon="", ext_key_0="taskId", ext_value_0="x")
+    response = client.post("/campaigns/new/", data)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert Campaign.objects.count() == 1  # the draft is saved anyway
+    form = response.context["form"]
+    assert form.errors["sms_sign_name"]
+    assert "#coupon#" in " ".join(form.errors["value__coupon"])
+    assert "taskId" in " ".join(form.errors["ext_key_0"])
+    assert "cannot be launched until the marked fields are fixed" in page
+
+
+def test_builder_shows_loop_strategy_content(client, marketer, credential, template, target_list):
+    client.force_login(marketer)
+    data = builder_data(
+        credential, template, target_list, strategy_type="2", loop_circle_type="2",
+        loop_weekdays=["1", "4"], loop_start_date="2099-01-01", loop_end_date="2099-02-01",
+        loop_time="09:30:00",
+    )
+    response = client.post("/campaigns/preview/", data)
+    page = html.unescape(response.content.decode())
+    # The dates are far in the future, so the loop rules fail, but the JSON still renders.
+    assert '"circleType":2' in page and '"circleValue":[1,4]' in page
+    assert '"time":"09:30:00"' in page
+
+
+def test_review_shows_first_call_params_calls_and_no_secret(
+    client, marketer, credential, template, target_list
+):
+    campaign = make_campaign(credential, template, target_list)
+    client.force_login(marketer)
+    page = client.get(f"/campaigns/{campaign.pk}/review/").content.decode()
+    assert "TargetMsgkey" in page and "TemplateKeyValue" in page
+    assert f"pc{campaign.pk}r1n" in page  # the msgKeys the first call will carry
+    assert 'data-testid="review-calls">3 ' in page
+    assert credential.secret() not in page
+    assert credential.access_key_id not in page
+
+
+def test_launch_needs_confirmation_and_double_posts_start_one_run(
+    client, marketer, credential, template, target_list, sandbox
+):
+    campaign = make_campaign(credential, template, target_list)
+    client.force_login(marketer)
+    client.post(f"/campaigns/{campaign.pk}/launch/")
+    assert Run.objects.count() == 0
+    first = client.post(f"/campaigns/{campaign.pk}/launch/", {"confirm": "yes"})
+    second = client.post(f"/campaigns/{campaign.pk}/launch/", {"confirm": "yes"})
+    assert first.status_code == second.status_code == 302
+    assert Run.objects.filter(campaign=campaign).count() == 1
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.QUEUED
+    assert campaign.launched_by == marketer
+
+
+def test_progress_fragment_polls_while_active_and_stops_when_done(
+    client, marketer, credential, template, target_list
+):
+    campaign = make_campaign(credential, template, target_list, status=Campaign.Status.SENDING)
+    Run.objects.create(campaign=campaign, number=1, total=25, sent=10, pending=15,
+                       status=Run.Status.SENDING)
+    client.force_login(marketer)
+    page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
+    assert 'hx-trigger="every 1s"' in page and 'data-pct="40"' in page
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED)
+    done = client.get(f"/campaigns/{campaign.pk}/progress/?was_active=1",
+                      HTTP_HX_REQUEST="true")
+    assert "every 1s" not in done.content.decode()
+    assert done["HX-Refresh"] == "true"
+
+
+def test_auditor_reads_but_cannot_act(client, auditor, credential, template, target_list):
+    campaign = make_campaign(credential, template, target_list)
+    client.force_login(auditor)
+    assert client.get(f"/campaigns/{campaign.pk}/").status_code == 200
+    assert client.get("/campaigns/").status_code == 200
+    for url in (f"/campaigns/{campaign.pk}/launch/", f"/campaigns/{campaign.pk}/cancel/",
+                f"/campaigns/{campaign.pk}/duplicate/", "/campaigns/new/"):
+        assert client.post(url, {"confirm": "yes"}).status_code == 403
+    assert Run.objects.count() == 0
+
+
+def test_duplicate_makes_a_new_draft(client, marketer, credential, template, target_list):
+    campaign = make_campaign(credential, template, target_list, status=Campaign.Status.COMPLETED)
+    client.force_login(marketer)
+    response = client.post(f"/campaigns/{campaign.pk}/duplicate/")
+    copy = Campaign.objects.exclude(pk=campaign.pk).get()
+    assert response["Location"] == f"/campaigns/{copy.pk}/edit/"
+    assert copy.status == Campaign.Status.DRAFT
+    assert copy.task_name == "Copy of Spring sale"
+    assert copy.template_values == campaign.template_values
+
+
+def test_campaign_list_filters_by_status_and_search(
+    client, marketer, credential, template, target_list
+):
+    make_campaign(credential, template, target_list, task_name="Alpha")
+    make_campaign(credential, template, target_list, task_name="Beta",
+                  status=Campaign.Status.COMPLETED)
+    client.force_login(marketer)
+    page = client.get("/campaigns/?status=completed").content.decode()
+    assert "Beta" in page and "Alpha" not in page
+    page = client.get("/campaigns/?q=alp").content.decode()
+    assert "Alpha" in page and "Beta" not in page
+
+
+def test_language_choice_is_remembered_per_user(client, marketer):
+    client.force_login(marketer)
+    client.post("/account/language/", {"language": "zh-hans", "next": "/"})
+    assert UserPreference.objects.get(user=marketer).language == "zh-hans"
+    client.cookies.clear()
+    client.force_login(marketer)
+    response = client.get("/")
+    assert response["Content-Language"] == "zh-hans"
