@@ -160,3 +160,19 @@ def test_language_choice_is_remembered_per_user(client, marketer):
     client.force_login(marketer)
     response = client.get("/")
     assert response["Content-Language"] == "zh-hans"
+
+
+def test_dashboard_shows_running_campaigns_and_todays_numbers(
+    client, marketer, credential, template, target_list
+):
+    campaign = make_campaign(credential, template, target_list, task_name="Live one",
+                             status=Campaign.Status.SENDING)
+    Run.objects.create(campaign=campaign, number=1, total=25, sent=20, failed=2, pending=3,
+                       status=Run.Status.SENDING)
+    client.force_login(marketer)
+    page = client.get("/").content.decode()
+    assert "Live one" in page
+    assert 'data-pct="88"' in page  # (20 + 2) of 25
+    assert 'data-testid="sent-today">20<' in page
+    assert 'data-testid="failed-today">2<' in page
+    assert "Sandbox" in page
