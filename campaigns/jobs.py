@@ -3,7 +3,8 @@ secrets, and call sending.py."""
 
 from __future__ import annotations
 
-from campaigns import sending
+from campaigns import scheduling, sending
+from campaigns.models import Credential
 
 
 def plan_run(run_id: int) -> str:
@@ -16,3 +17,53 @@ def send_batches(run_id: int, slot: str) -> str:
 
 def sweep() -> str:
     return str(sending.sweep())
+
+
+def import_targets_file(
+    target_list_id: int, path: str, column: str | None, user_id: int | None, import_key: str
+) -> str:
+    """Import an upload too big for the request into a target list, reporting progress
+    and the outcome to the import's Redis hash; the file is deleted whatever happens."""
+    from pathlib import Path
+
+    from django.contrib.auth import get_user_model
+    from django.utils.translation import gettext as _
+
+    from campaigns import importing
+    from campaigns.models import TargetList
+    from campaigns.views.target_lists import ImportStatus
+
+    status = ImportStatus(import_key, target_list_id)
+    try:
+        target_list = TargetList.objects.get(pk=target_list_id)
+        actor = get_user_model().objects.filter(pk=user_id).first()
+        with open(path, "rb") as stream:
+            result = importing.import_targets(
+                target_list, stream, column=column, actor=actor, progress=status.progress
+            )
+    except TargetList.DoesNotExist:
+        status.fail(_("The target list was deleted."))
+        return "refused: no such target list"
+    except importing.ImportFileError as exc:
+        status.fail(str(exc))
+        return f"refused: {exc}"
+    except Exception:
+        status.fail(_("The import stopped on an unexpected error; rows written before it stay."))
+        raise
+    finally:
+        Path(path).unlink(missing_ok=True)
+    status.finish(result)
+    return f"imported {result.rows_read} rows, added {result.added}"
+
+
+def dispatch_due() -> str:
+    return str(scheduling.dispatch_due())
+
+
+def reconcile_schedules() -> str:
+    """Reconcile every active credential that has mPaaS-side tasks waiting."""
+    reports = {}
+    for credential in Credential.objects.filter(is_active=True):
+        if scheduling.tasks_in_use(credential.app_id):
+            reports[credential.name] = scheduling.reconcile(credential)
+    return str(reports)

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +36,18 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, dispatch, ratelimit, strategy
+from campaigns import audit, dispatch, ratelimit, scheduling, strategy
 from campaigns.conf import push_limits
-from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, Target
+from campaigns.models import (
+    Attempt,
+    Batch,
+    Campaign,
+    Delivery,
+    Occurrence,
+    Run,
+    ScheduledTask,
+    Target,
+)
 from campaigns.pushapi import AMBIGUOUS, PERMANENT, PushClient, PushError
 
 log = logging.getLogger(__name__)
@@ -74,8 +84,11 @@ def launch_errors(campaign: Campaign) -> dict[str, list[str]]:
     return errors
 
 
-def launch(campaign: Campaign, user, *, request=None) -> Run:
+def launch(campaign: Campaign, user, *, request=None) -> Run | None:
     """Validate and launch a draft: draft → queued, run 1, planning queued after commit.
+    A fixed-time or loop campaign kept in this console gets its occurrences instead (no
+    run until the first is due); one kept on mPaaS is sent now with its StrategyContent,
+    after the quota guard.
 
     Launching twice (double click, two processes) starts one run: the second call
     raises StateError."""
@@ -84,11 +97,29 @@ def launch(campaign: Campaign, user, *, request=None) -> Run:
         raise LaunchError(errors)
     now = timezone.now()
     with transaction.atomic():
+        where = ""
+        if campaign.strategy_type != strategy.IMMEDIATE:
+            scheduling.lock_quota(campaign.credential)
+            choice = scheduling.choose(campaign)
+            refusal = scheduling.quota_error(choice)
+            if refusal:
+                raise LaunchError({"schedule_mode": [refusal]})
+            where = choice.where
+        console = where == scheduling.CONSOLE
         moved = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
-            status=Campaign.Status.QUEUED, launched_by=user, launched_at=now, status_reason=""
+            status=Campaign.Status.SCHEDULED if console else Campaign.Status.QUEUED,
+            launched_by=user, launched_at=now, status_reason="", schedule_resolved=where,
         )
         if not moved:
             raise StateError(_("This campaign was already launched."))
+        if console:
+            occurrences = scheduling.create_occurrences(campaign, now=now)
+            if not occurrences:
+                raise LaunchError({"": [_("No send time of this schedule is in the future.")]})
+            audit.record("campaign.launch", actor=user, obj=campaign, request=request,
+                         details={"schedule": where, "occurrences": len(occurrences)})
+            campaign.refresh_from_db()
+            return None
         run = Run.objects.create(campaign=campaign, number=1, launched_by=user)
         audit.record(
             "campaign.launch",
@@ -107,23 +138,24 @@ def latest_run(campaign: Campaign) -> Run | None:
 
 
 def pause(campaign: Campaign, user, *, reason: str = "", request=None) -> None:
-    """No new claims once this commits; calls already in flight finish."""
+    """No new claims once this commits; calls already in flight finish. A schedule kept
+    in this console also stops dispatching occurrences until resumed."""
+    pausable = [Campaign.Status.QUEUED, Campaign.Status.SENDING]
+    if campaign.schedule_resolved == scheduling.CONSOLE:
+        pausable.append(Campaign.Status.SCHEDULED)
     with transaction.atomic():
-        moved = Campaign.objects.filter(
-            pk=campaign.pk, status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING]
-        ).update(status=Campaign.Status.PAUSED, status_reason=reason[:500])
+        moved = Campaign.objects.filter(pk=campaign.pk, status__in=pausable).update(
+            status=Campaign.Status.PAUSED, status_reason=reason[:500]
+        )
         if not moved:
+            if campaign.status == Campaign.Status.SCHEDULED:
+                raise StateError(_("mPaaS holds this schedule: cancel it instead."))
             raise StateError(_("Only a queued or sending campaign can be paused."))
         Run.objects.filter(
             campaign=campaign, status__in=[Run.Status.PLANNING, Run.Status.SENDING]
         ).update(status=Run.Status.PAUSED)
-        audit.record(
-            "campaign.pause",
-            actor=user,
-            obj=campaign,
-            request=request,
-            details={"reason": reason} if reason else {},
-        )
+        audit.record("campaign.pause", actor=user, obj=campaign, request=request,
+                     details={"reason": reason} if reason else {})
     campaign.refresh_from_db()
 
 
@@ -131,12 +163,14 @@ def resume(campaign: Campaign, user, *, request=None) -> None:
     """Continue a paused campaign. Sent targets are never sent again: only batches
     still pending are claimed."""
     with transaction.atomic():
+        runs = list(Run.objects.filter(campaign=campaign, status=Run.Status.PAUSED))
+        waiting = not runs and scheduling.has_future(campaign)
         moved = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.PAUSED).update(
-            status=Campaign.Status.SENDING, status_reason=""
+            status=Campaign.Status.SCHEDULED if waiting else Campaign.Status.SENDING,
+            status_reason="",
         )
         if not moved:
             raise StateError(_("Only a paused campaign can be resumed."))
-        runs = list(Run.objects.filter(campaign=campaign, status=Run.Status.PAUSED))
         Run.objects.filter(pk__in=[r.pk for r in runs]).update(
             status=Run.Status.SENDING, consecutive_failures=0
         )
@@ -148,15 +182,19 @@ def resume(campaign: Campaign, user, *, request=None) -> None:
     campaign.refresh_from_db()
 
 
-def cancel(campaign: Campaign, user, *, request=None) -> None:
-    """Stop the campaign: pending targets end as cancelled; calls in flight finish."""
+def cancel(campaign: Campaign, user, *, request=None) -> dict[str, list[str]] | None:
+    """Stop the campaign: pending targets end as cancelled; calls in flight finish; future
+    occurrences are cancelled; mPaaS-side scheduled tasks are cancelled on mPaaS (the
+    answer for each is recorded and returned)."""
     with transaction.atomic():
         moved = Campaign.objects.filter(
             pk=campaign.pk,
-            status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED],
+            status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED,
+                        Campaign.Status.SCHEDULED],
         ).update(status=Campaign.Status.CANCELLED, cancelled_by=user)
         if not moved:
-            raise StateError(_("Only a queued, sending or paused campaign can be cancelled."))
+            raise StateError(_("Only a queued, sending, scheduled or paused campaign can be "
+                               "cancelled."))
         runs = list(
             Run.objects.filter(
                 campaign=campaign,
@@ -165,18 +203,19 @@ def cancel(campaign: Campaign, user, *, request=None) -> None:
         )
         Run.objects.filter(pk__in=runs).update(status=Run.Status.CANCELLED)
         cancelled = sum(_cancel_pending(run_id) for run_id in runs)
-        audit.record(
-            "campaign.cancel",
-            actor=user,
-            obj=campaign,
-            request=request,
-            details={"targets_cancelled": cancelled},
-        )
+        occurrences = Occurrence.objects.filter(
+            campaign=campaign, status=Occurrence.Status.PENDING
+        ).update(status=Occurrence.Status.CANCELLED)
+        audit.record("campaign.cancel", actor=user, obj=campaign, request=request,
+                     details={"targets_cancelled": cancelled, "occurrences_cancelled": occurrences})
         for run_id in runs:
             # planning of a cancelled run records the remaining targets as cancelled
             transaction.on_commit(lambda run_id=run_id: dispatch.kick(run_id, plan=True))
             transaction.on_commit(lambda run_id=run_id: close_run_if_done(run_id))
     campaign.refresh_from_db()
+    if campaign.tasks.filter(status=ScheduledTask.Status.PENDING).exists():
+        return scheduling.cancel_tasks(campaign, user, request=request)
+    return None
 
 
 def _cancel_pending(run_id: int) -> int:
@@ -375,6 +414,8 @@ class _RunContext:
     run_id: int
     campaign_id: int
     spec: strategy.PushSpec
+    credential_id: int
+    app_id: str
     client: PushClient
     limiter: ratelimit.RateLimiter
     worker: str
@@ -403,7 +444,9 @@ def send(run_id: int, slot: str) -> str:
         ctx = _RunContext(
             run_id=run_id,
             campaign_id=campaign.pk,
-            spec=campaign.push_spec(),
+            spec=spec_for(campaign),
+            credential_id=credential.pk,
+            app_id=credential.app_id,
             client=PushClient(credential),
             limiter=ratelimit.for_credential(
                 dispatch.connection(), credential.pk, credential.rate_limit
@@ -421,6 +464,15 @@ def send(run_id: int, slot: str) -> str:
     if not more:
         close_run_if_done(run_id)
     return f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}"
+
+
+def spec_for(campaign: Campaign) -> strategy.PushSpec:
+    """What a run sends: a schedule kept in this console is sent as immediate pushes at
+    each occurrence; one kept on mPaaS carries its StrategyContent."""
+    spec = campaign.push_spec()
+    if campaign.schedule_resolved == scheduling.CONSOLE:
+        spec = dataclasses.replace(spec, strategy_type=strategy.IMMEDIATE)
+    return spec
 
 
 def _has_pending(run_id: int) -> bool:
@@ -563,6 +615,12 @@ def _send_one(ctx: _RunContext, claim: _Claim) -> None:
             sent=F("sent") + claim.target_count,
             consecutive_failures=0,
         )
+        if reply.data and ctx.spec.strategy_type != strategy.IMMEDIATE:
+            ScheduledTask.objects.get_or_create(
+                app_id=ctx.app_id, task_id=reply.data,
+                defaults={"credential_id": ctx.credential_id, "campaign_id": ctx.campaign_id,
+                          "batch_id": claim.batch_id},
+            )
     ctx.count("sent")
 
 
@@ -703,6 +761,13 @@ def close_run_if_done(run_id: int) -> str | None:
                 status=final, finished_at=now
             )
             campaign_status = RUN_FINAL_FOR_CAMPAIGN[final]
+            campaign = run.campaign
+            if campaign.schedule_resolved == scheduling.MPAAS and run.sent:
+                campaign_status = Campaign.Status.SCHEDULED  # mPaaS sends at the set times
+            elif campaign.schedule_resolved == scheduling.CONSOLE and scheduling.has_future(
+                campaign
+            ):
+                campaign_status = Campaign.Status.SCHEDULED  # more occurrences to come
         if not closed:
             return None
         Campaign.objects.filter(

@@ -4,4 +4,6 @@ urlpatterns = [
     path("", include("campaigns.views.dashboard")),
     path("campaigns/", include("campaigns.views.campaigns")),
     path("account/", include("campaigns.views.account")),
+    path("templates/", include("campaigns.views.templates")),
+    path("lists/", include("campaigns.views.target_lists")),
 ]

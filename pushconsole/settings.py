@@ -190,6 +190,7 @@ PUSH_JOB_SECONDS = env_int("PUSH_JOB_SECONDS", 30)  # a job hands over after thi
 PUSH_PLAN_CHUNK = env_int("PUSH_PLAN_CHUNK", 5000)  # targets planned per transaction
 PUSH_QUEUED_MARKER_SECONDS = env_int("PUSH_QUEUED_MARKER_SECONDS", 600)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 30)
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 600)
 # Test-only fault point (see sending.py); off unless named.
 PUSH_FAULT_POINT = os.environ.get("PUSH_FAULT_POINT", "")
 

@@ -1,8 +1,9 @@
 from .audit import AuditEvent
-from .campaign import Campaign, CircleType, Run, StrategyType
+from .campaign import Campaign, CircleType, Run, ScheduleMode, StrategyType
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
 from .preference import UserPreference
+from .schedule import Occurrence, ScheduledTask
 from .target import DeliveryType, Target, TargetList
 from .template import MessageTemplate
 
@@ -16,7 +17,10 @@ __all__ = [
     "Delivery",
     "DeliveryType",
     "MessageTemplate",
+    "Occurrence",
     "Run",
+    "ScheduleMode",
+    "ScheduledTask",
     "StrategyType",
     "Target",
     "TargetList",

@@ -26,11 +26,18 @@ class CircleType(models.IntegerChoices):
     MONTHLY = 3, _("Monthly")
 
 
+class ScheduleMode(models.TextChoices):
+    AUTO = "auto", _("Auto")
+    MPAAS = "mpaas", _("Schedule on mPaaS")
+    CONSOLE = "console", _("Schedule in this console")
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
+        SCHEDULED = "scheduled", _("Scheduled")
         PAUSED = "paused", _("Paused")
         CANCELLED = "cancelled", _("Cancelled")
         COMPLETED = "completed", _("Completed")
@@ -69,6 +76,12 @@ class Campaign(models.Model):
     )
     loop_circle_values = models.JSONField(_("days"), default=list, blank=True)
     loop_time = models.TimeField(_("time of day"), null=True, blank=True)
+    schedule_mode = models.CharField(
+        _("where the schedule is kept"), max_length=8, choices=ScheduleMode.choices,
+        default=ScheduleMode.AUTO,
+    )
+    # Decided at launch for fixed-time and loop campaigns: "mpaas" or "console".
+    schedule_resolved = models.CharField(max_length=8, blank=True)
 
     # Channel options
     classification = models.CharField(_("vivo message type"), max_length=1, blank=True)

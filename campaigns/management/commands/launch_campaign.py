@@ -30,6 +30,12 @@ class Command(BaseCommand):
             raise CommandError(f"campaign {campaign_id} cannot be launched: {exc}") from None
         except sending.StateError as exc:
             raise CommandError(f"campaign {campaign_id}: {exc}") from None
+        if run is None:
+            self.stdout.write(
+                f"Scheduled campaign {campaign_id} ({campaign.task_name!r}) in this console: "
+                f"{campaign.occurrences.count()} occurrence(s)."
+            )
+            return
         self.stdout.write(
             f"Launched campaign {campaign_id} ({campaign.task_name!r}): run {run.number}, "
             f"{campaign.target_list.target_count} target(s) queued for planning."
