@@ -1,7 +1,7 @@
 """RQ cron configuration (`manage.py rqcron campaigns.cron`): the sweeper and the
 due-check of console-side schedules run every SWEEP_INTERVAL_SECONDS, reconciling
-mPaaS-side scheduled tasks every RECONCILE_INTERVAL_SECONDS. The schedule lives in the cron process, not in Redis, so a Redis
-that restarted empty does not lose it."""
+mPaaS-side scheduled tasks every RECONCILE_INTERVAL_SECONDS. The schedule lives in the
+cron process, not in Redis, so a Redis that restarted empty does not lose it."""
 
 from django.conf import settings
 from rq import cron

@@ -84,7 +84,9 @@ def describe(campaign: Campaign, *, now: datetime | None = None) -> str:
     if spec.strategy_type == strategy.FIXED and spec.fixed_time:
         when = spec.fixed_time.astimezone(zone)
         return _("Scheduled for %(when)s (%(zone)s)") % {
-            "when": date_format(when, "Y-m-d H:i"), "zone": spec.timezone}
+            "when": date_format(when, "Y-m-d H:i"),
+            "zone": spec.timezone,
+        }
     if spec.strategy_type != strategy.LOOP or not spec.loop_time:
         return ""
     at = spec.loop_time.strftime("%H:%M")
@@ -93,12 +95,17 @@ def describe(campaign: Campaign, *, now: datetime | None = None) -> str:
         rule = _("weekly on %(days)s") % {"days": days}
     elif spec.loop_circle_type == strategy.MONTHLY:
         rule = _("monthly on day %(days)s") % {
-            "days": ", ".join(str(d) for d in sorted(spec.loop_circle_values))}
+            "days": ", ".join(str(d) for d in sorted(spec.loop_circle_values))
+        }
     else:
         rule = _("daily")
     text = _("Repeats %(rule)s at %(at)s from %(start)s to %(end)s (%(zone)s)") % {
-        "rule": rule, "at": at, "start": spec.loop_start_date, "end": spec.loop_end_date,
-        "zone": spec.timezone}
+        "rule": rule,
+        "at": at,
+        "start": spec.loop_start_date,
+        "end": spec.loop_end_date,
+        "zone": spec.timezone,
+    }
     upcoming = occurrence_times(spec, after=now or timezone.now())
     if upcoming:
         text += _(", next on %(next)s") % {"next": date_format(upcoming[0], "Y-m-d H:i")}
@@ -139,11 +146,25 @@ def choose(campaign: Campaign) -> Choice:
     if campaign.schedule_mode == ScheduleMode.MPAAS:
         return Choice(MPAAS, _("You chose to schedule on mPaaS."), **args)
     if fits:
-        return Choice(MPAAS, _("Auto: the %(needed)d call(s) fit the remaining mPaaS quota "
-                               "(%(in_use)d of %(quota)d scheduled tasks in use).") % args, **args)
-    return Choice(CONSOLE, _("Auto: %(needed)d call(s) would exceed the mPaaS quota "
-                             "(%(in_use)d of %(quota)d in use), so this console keeps the "
-                             "schedule.") % args, **args)
+        return Choice(
+            MPAAS,
+            _(
+                "Auto: the %(needed)d call(s) fit the remaining mPaaS quota "
+                "(%(in_use)d of %(quota)d scheduled tasks in use)."
+            )
+            % args,
+            **args,
+        )
+    return Choice(
+        CONSOLE,
+        _(
+            "Auto: %(needed)d call(s) would exceed the mPaaS quota "
+            "(%(in_use)d of %(quota)d in use), so this console keeps the "
+            "schedule."
+        )
+        % args,
+        **args,
+    )
 
 
 def quota_error(choice: Choice) -> str | None:
@@ -152,7 +173,7 @@ def quota_error(choice: Choice) -> str | None:
         return None
     return _(
         "%(in_use)d of %(quota)d mPaaS scheduled tasks are in use and this campaign needs "
-        "%(needed)d more. Choose \"Schedule in this console\", or wait until scheduled "
+        '%(needed)d more. Choose "Schedule in this console", or wait until scheduled '
         "tasks have run (then reconcile)."
     ) % {"in_use": choice.in_use, "quota": choice.quota, "needed": choice.needed}
 
@@ -191,10 +212,16 @@ def dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
     within the message expiry, else record it as missed. Safe to run concurrently."""
     now = now or timezone.now()
     counts = {"dispatched": 0, "missed": 0}
-    due = Occurrence.objects.filter(
-        status=Occurrence.Status.PENDING, due_at__lte=now,
-        campaign__status=Campaign.Status.SCHEDULED,
-    ).select_related("campaign").order_by("due_at")[:500]
+    due = (
+        Occurrence.objects.filter(
+            status=Occurrence.Status.PENDING,
+            due_at__lte=now,
+            # an earlier occurrence may still be sending; paused or cancelled ones wait
+            campaign__status__in=[Campaign.Status.SCHEDULED, Campaign.Status.SENDING],
+        )
+        .select_related("campaign")
+        .order_by("due_at")[:500]
+    )
     for occurrence in due:
         campaign = occurrence.campaign
         late = (now - occurrence.due_at).total_seconds()
@@ -202,14 +229,25 @@ def dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
             if late > campaign.expired_seconds:
                 claimed = Occurrence.objects.filter(
                     pk=occurrence.pk, status=Occurrence.Status.PENDING
-                ).update(status=Occurrence.Status.MISSED, dispatched_at=now,
-                         detail=_("Due %(due)s; the scheduler was %(late)d s late, past the "
-                                  "%(expiry)d s expiry.") % {
-                             "due": occurrence.due_at.isoformat(), "late": late,
-                             "expiry": campaign.expired_seconds})
+                ).update(
+                    status=Occurrence.Status.MISSED,
+                    dispatched_at=now,
+                    detail=_(
+                        "Due %(due)s; the scheduler was %(late)d s late, past the "
+                        "%(expiry)d s expiry."
+                    )
+                    % {
+                        "due": occurrence.due_at.isoformat(),
+                        "late": late,
+                        "expiry": campaign.expired_seconds,
+                    },
+                )
                 if claimed:
-                    audit.record("campaign.occurrence_missed", obj=campaign,
-                                 details={"due_at": occurrence.due_at.isoformat()})
+                    audit.record(
+                        "campaign.occurrence_missed",
+                        obj=campaign,
+                        details={"due_at": occurrence.due_at.isoformat()},
+                    )
                     counts["missed"] += 1
                 continue
             claimed = Occurrence.objects.filter(
@@ -217,15 +255,24 @@ def dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
             ).update(status=Occurrence.Status.DISPATCHED, dispatched_at=now)
             if not claimed:
                 continue  # another scheduler got there first
-            number = (campaign.runs.order_by("-number").values_list("number", flat=True)
-                      .first() or 0) + 1
-            run = Run.objects.create(campaign=campaign, number=number, kind=Run.Kind.OCCURRENCE,
-                                     launched_by=campaign.launched_by)
+            number = (
+                campaign.runs.order_by("-number").values_list("number", flat=True).first() or 0
+            ) + 1
+            run = Run.objects.create(
+                campaign=campaign,
+                number=number,
+                kind=Run.Kind.OCCURRENCE,
+                launched_by=campaign.launched_by,
+            )
             Occurrence.objects.filter(pk=occurrence.pk).update(run=run)
             Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED).update(
-                status=Campaign.Status.SENDING)
-            audit.record("campaign.occurrence_dispatched", obj=campaign,
-                         details={"due_at": occurrence.due_at.isoformat(), "run": number})
+                status=Campaign.Status.SENDING
+            )
+            audit.record(
+                "campaign.occurrence_dispatched",
+                obj=campaign,
+                details={"due_at": occurrence.due_at.isoformat(), "run": number},
+            )
             transaction.on_commit(lambda run_id=run.pk: dispatch.kick(run_id, plan=True))
             counts["dispatched"] += 1
     return counts
@@ -262,18 +309,24 @@ def reconcile(credential: Credential, *, now: datetime | None = None) -> dict[st
         report[key] += 1
     all_known = set(known.values_list("task_id", flat=True)) | local_ids
     report["unknown_on_mpaas"] = sorted(
-        task_id for task_id, task in remote.items()
+        task_id
+        for task_id, task in remote.items()
         if task_id not in all_known and int(task.get("ExecutedStatus") or 0) == 0
     )
     for campaign in Campaign.objects.filter(
-        credential__app_id=credential.app_id, status=Campaign.Status.SCHEDULED,
+        credential__app_id=credential.app_id,
+        status=Campaign.Status.SCHEDULED,
         schedule_resolved=MPAAS,
     ):
         if not campaign.tasks.filter(status=ScheduledTask.Status.PENDING).exists():
             Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED).update(
-                status=Campaign.Status.COMPLETED, finished_at=now)
-    audit.record("schedule.reconcile", obj=credential, details={
-        k: (v if not isinstance(v, list) else len(v)) for k, v in report.items()})
+                status=Campaign.Status.COMPLETED, finished_at=now
+            )
+    audit.record(
+        "schedule.reconcile",
+        obj=credential,
+        details={k: (v if not isinstance(v, list) else len(v)) for k, v in report.items()},
+    )
     return report
 
 
@@ -281,8 +334,12 @@ def cancel_tasks(campaign: Campaign, user=None, *, request=None) -> dict[str, li
     """Cancel the campaign's unexecuted mPaaS tasks, recording each answer. A failure to
     cancel is recorded on the task and raised, never hidden."""
     tasks = list(campaign.tasks.filter(status=ScheduledTask.Status.PENDING))
-    result: dict[str, list[str]] = {"cancelled": [], "already_executed": [], "not_found": [],
-                                    "failed": []}
+    result: dict[str, list[str]] = {
+        "cancelled": [],
+        "already_executed": [],
+        "not_found": [],
+        "failed": [],
+    }
     client = PushClient(campaign.credential)
     now = timezone.now()
     for start in range(0, len(tasks), 50):
@@ -292,8 +349,10 @@ def cancel_tasks(campaign: Campaign, user=None, *, request=None) -> dict[str, li
             answer = client.cancel_scheduled(ids)
         except PushError as exc:
             ScheduledTask.objects.filter(pk__in=[t.pk for t in chunk]).update(
-                detail=_("Cancel failed: %(code)s %(message)s") % {
-                    "code": exc.code, "message": exc.message}, checked_at=now)
+                detail=_("Cancel failed: %(code)s %(message)s")
+                % {"code": exc.code, "message": exc.message},
+                checked_at=now,
+            )
             result["failed"].extend(ids)
             continue
         outcome = {
@@ -302,17 +361,21 @@ def cancel_tasks(campaign: Campaign, user=None, *, request=None) -> dict[str, li
             ScheduledTask.Status.MISSING: answer.get("NotFound") or [],
         }
         for status, task_ids in outcome.items():
-            ScheduledTask.objects.filter(app_id=campaign.credential.app_id,
-                                         task_id__in=task_ids).update(
-                status=status, checked_at=now, detail="")
+            ScheduledTask.objects.filter(
+                app_id=campaign.credential.app_id, task_id__in=task_ids
+            ).update(status=status, checked_at=now, detail="")
         result["cancelled"].extend(outcome[ScheduledTask.Status.CANCELLED])
         result["already_executed"].extend(outcome[ScheduledTask.Status.EXECUTED])
         result["not_found"].extend(outcome[ScheduledTask.Status.MISSING])
-    audit.record("campaign.cancel_tasks", actor=user, obj=campaign, request=request,
-                 details={k: len(v) for k, v in result.items()})
+    audit.record(
+        "campaign.cancel_tasks",
+        actor=user,
+        obj=campaign,
+        request=request,
+        details={k: len(v) for k, v in result.items()},
+    )
     return result
 
 
 def upcoming(campaign: Campaign, limit: int = 10) -> list[Occurrence]:
     return list(campaign.occurrences.filter(status=Occurrence.Status.PENDING)[:limit])
-

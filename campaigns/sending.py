@@ -19,11 +19,11 @@ At-least-once, never a second msgKey (DESIGN §4, §8):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
 import socket
-import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -108,7 +108,10 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
         console = where == scheduling.CONSOLE
         moved = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
             status=Campaign.Status.SCHEDULED if console else Campaign.Status.QUEUED,
-            launched_by=user, launched_at=now, status_reason="", schedule_resolved=where,
+            launched_by=user,
+            launched_at=now,
+            status_reason="",
+            schedule_resolved=where,
         )
         if not moved:
             raise StateError(_("This campaign was already launched."))
@@ -116,8 +119,13 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
             occurrences = scheduling.create_occurrences(campaign, now=now)
             if not occurrences:
                 raise LaunchError({"": [_("No send time of this schedule is in the future.")]})
-            audit.record("campaign.launch", actor=user, obj=campaign, request=request,
-                         details={"schedule": where, "occurrences": len(occurrences)})
+            audit.record(
+                "campaign.launch",
+                actor=user,
+                obj=campaign,
+                request=request,
+                details={"schedule": where, "occurrences": len(occurrences)},
+            )
             campaign.refresh_from_db()
             return None
         run = Run.objects.create(campaign=campaign, number=1, launched_by=user)
@@ -154,8 +162,13 @@ def pause(campaign: Campaign, user, *, reason: str = "", request=None) -> None:
         Run.objects.filter(
             campaign=campaign, status__in=[Run.Status.PLANNING, Run.Status.SENDING]
         ).update(status=Run.Status.PAUSED)
-        audit.record("campaign.pause", actor=user, obj=campaign, request=request,
-                     details={"reason": reason} if reason else {})
+        audit.record(
+            "campaign.pause",
+            actor=user,
+            obj=campaign,
+            request=request,
+            details={"reason": reason} if reason else {},
+        )
     campaign.refresh_from_db()
 
 
@@ -189,12 +202,17 @@ def cancel(campaign: Campaign, user, *, request=None) -> dict[str, list[str]] | 
     with transaction.atomic():
         moved = Campaign.objects.filter(
             pk=campaign.pk,
-            status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED,
-                        Campaign.Status.SCHEDULED],
+            status__in=[
+                Campaign.Status.QUEUED,
+                Campaign.Status.SENDING,
+                Campaign.Status.PAUSED,
+                Campaign.Status.SCHEDULED,
+            ],
         ).update(status=Campaign.Status.CANCELLED, cancelled_by=user)
         if not moved:
-            raise StateError(_("Only a queued, sending, scheduled or paused campaign can be "
-                               "cancelled."))
+            raise StateError(
+                _("Only a queued, sending, scheduled or paused campaign can be cancelled.")
+            )
         runs = list(
             Run.objects.filter(
                 campaign=campaign,
@@ -206,8 +224,13 @@ def cancel(campaign: Campaign, user, *, request=None) -> dict[str, list[str]] | 
         occurrences = Occurrence.objects.filter(
             campaign=campaign, status=Occurrence.Status.PENDING
         ).update(status=Occurrence.Status.CANCELLED)
-        audit.record("campaign.cancel", actor=user, obj=campaign, request=request,
-                     details={"targets_cancelled": cancelled, "occurrences_cancelled": occurrences})
+        audit.record(
+            "campaign.cancel",
+            actor=user,
+            obj=campaign,
+            request=request,
+            details={"targets_cancelled": cancelled, "occurrences_cancelled": occurrences},
+        )
         for run_id in runs:
             # planning of a cancelled run records the remaining targets as cancelled
             transaction.on_commit(lambda run_id=run_id: dispatch.kick(run_id, plan=True))
@@ -617,9 +640,13 @@ def _send_one(ctx: _RunContext, claim: _Claim) -> None:
         )
         if reply.data and ctx.spec.strategy_type != strategy.IMMEDIATE:
             ScheduledTask.objects.get_or_create(
-                app_id=ctx.app_id, task_id=reply.data,
-                defaults={"credential_id": ctx.credential_id, "campaign_id": ctx.campaign_id,
-                          "batch_id": claim.batch_id},
+                app_id=ctx.app_id,
+                task_id=reply.data,
+                defaults={
+                    "credential_id": ctx.credential_id,
+                    "campaign_id": ctx.campaign_id,
+                    "batch_id": claim.batch_id,
+                },
             )
     ctx.count("sent")
 

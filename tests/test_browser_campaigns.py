@@ -85,5 +85,37 @@ def test_sms_on_without_sign_name_is_an_error_next_to_the_field(
     page.get_by_role("button", name="Save draft and review").click()
     sign_name = page.get_by_label("SMS sign name")
     expect(sign_name).to_have_class(re.compile("is-invalid"))
-    expect(page.locator("#id_sms_sign_name ~ .invalid-feedback, #error_1_id_sms_sign_name")
-           .first).to_be_visible()
+    expect(
+        page.locator("#id_sms_sign_name ~ .invalid-feedback, #error_1_id_sms_sign_name").first
+    ).to_be_visible()
+
+
+def test_weekly_console_side_campaign_lists_its_next_occurrences(
+    login, page, live_server, marketer, credential, template, target_list, sandbox
+):
+    import datetime as dt
+
+    start = dt.date.today() + dt.timedelta(days=1)
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/new/")
+    fill_basics(page, "Console weekly", credential, template, target_list)
+    page.get_by_label("Loop", exact=True).check()
+    page.get_by_label("Schedule in this console").check()
+    page.get_by_label("Repeat").select_option("2")
+    page.get_by_label("Monday").check()
+    page.get_by_label("Thursday").check()
+    page.get_by_label("Loop start date").fill(start.isoformat())
+    page.get_by_label("Loop end date").fill((start + dt.timedelta(days=27)).isoformat())
+    page.get_by_label("Time of day").fill("09:30:00")
+    page.get_by_label("Time of day").press("Tab")
+    expect(page.get_by_test_id("schedule-choice")).to_contain_text("in this console")
+    page.get_by_role("button", name="Save draft and review").click()
+    page.get_by_label(re.compile("Send to 25 targets now")).check()
+    page.get_by_role("button", name="Launch").click()
+    expect(page.get_by_test_id("schedule-text")).to_contain_text("Repeats weekly on Mon, Thu")
+    items = page.get_by_test_id("upcoming").locator("li")
+    expect(items).to_have_count(8)
+    assert all(text.startswith(("Mon", "Thu")) for text in items.all_inner_texts())
+    campaign = Campaign.objects.get(task_name="Console weekly")
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.occurrences.count() == 8

@@ -58,64 +58,101 @@ class CampaignForm(forms.ModelForm):
     dismissal date: values are typed and shown in that zone."""
 
     loop_weekdays = forms.TypedMultipleChoiceField(
-        label=gettext_lazy("Weekdays"), required=False, coerce=int,
+        label=gettext_lazy("Weekdays"),
+        required=False,
+        coerce=int,
         choices=[(n, label) for n, label in strategy.WEEKDAYS.items()],
         widget=forms.CheckboxSelectMultiple,
     )
     loop_monthdays = forms.TypedMultipleChoiceField(
-        label=gettext_lazy("Days of the month"), required=False, coerce=int,
+        label=gettext_lazy("Days of the month"),
+        required=False,
+        coerce=int,
         choices=[(n, str(n)) for n in range(1, 32)],
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy("A month without the chosen day skips it."),
     )
     fixed_time = forms.DateTimeField(
-        label=gettext_lazy("Send at"), required=False, widget=DateTimeLocalInput(),
+        label=gettext_lazy("Send at"),
+        required=False,
+        widget=DateTimeLocalInput(),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
     )
     dismissal_date = forms.DateTimeField(
-        label=gettext_lazy("Dismissal date"), required=False, widget=DateTimeLocalInput(),
+        label=gettext_lazy("Dismissal date"),
+        required=False,
+        widget=DateTimeLocalInput(),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
         help_text=gettext_lazy("Only with the 'end' event."),
     )
     classification = forms.ChoiceField(
-        label=gettext_lazy("vivo message type"), required=False,
+        label=gettext_lazy("vivo message type"),
+        required=False,
         choices=_choices(strategy.CLASSIFICATIONS, gettext_lazy("Default (system)")),
     )
     notify_type = forms.ChoiceField(
-        label=gettext_lazy("Notify type"), required=False,
+        label=gettext_lazy("Notify type"),
+        required=False,
         choices=_choices(strategy.NOTIFY_TYPES, gettext_lazy("Default")),
     )
     activity_event = forms.ChoiceField(
-        label=gettext_lazy("Live-activity event"), required=False,
+        label=gettext_lazy("Live-activity event"),
+        required=False,
         choices=_choices(strategy.ACTIVITY_EVENTS, gettext_lazy("None")),
     )
     sms_strategy = forms.TypedChoiceField(
-        label=gettext_lazy("SMS supplement"), coerce=int, required=False, empty_value=0,
-        choices=[(0, gettext_lazy("Off")), (1, gettext_lazy("On (strategy 1)")),
-                 (2, gettext_lazy("On (strategy 2)"))],
-        help_text=gettext_lazy("Hangzhou non-finance region only. When on, sign name, "
-                               "template code and template parameters are all required."),
+        label=gettext_lazy("SMS supplement"),
+        coerce=int,
+        required=False,
+        empty_value=0,
+        choices=[
+            (0, gettext_lazy("Off")),
+            (1, gettext_lazy("On (strategy 1)")),
+            (2, gettext_lazy("On (strategy 2)")),
+        ],
+        help_text=gettext_lazy(
+            "Hangzhou non-finance region only. When on, sign name, "
+            "template code and template parameters are all required."
+        ),
     )
     sms_template_param = forms.CharField(
-        label=gettext_lazy("SMS template parameters (JSON)"), required=False,
+        label=gettext_lazy("SMS template parameters (JSON)"),
+        required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
     activity_content_state = forms.CharField(
-        label=gettext_lazy("Live-activity content state (JSON)"), required=False,
+        label=gettext_lazy("Live-activity content state (JSON)"),
+        required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
     class Meta:
         model = Campaign
         fields = [
-            "task_name", "credential", "template", "target_list", "expired_seconds",
-            "strategy_type", "fixed_time", "loop_start_date", "loop_end_date",
-            "loop_circle_type", "loop_time", "classification", "notify_type",
-            "mi_channel_id", "sms_strategy", "sms_sign_name", "sms_template_code",
-            "activity_event", "dismissal_date",
+            "task_name",
+            "credential",
+            "template",
+            "target_list",
+            "expired_seconds",
+            "strategy_type",
+            "schedule_mode",
+            "fixed_time",
+            "loop_start_date",
+            "loop_end_date",
+            "loop_circle_type",
+            "loop_time",
+            "classification",
+            "notify_type",
+            "mi_channel_id",
+            "sms_strategy",
+            "sms_sign_name",
+            "sms_template_code",
+            "activity_event",
+            "dismissal_date",
         ]
         widgets = {
             "strategy_type": forms.RadioSelect,
+            "schedule_mode": forms.RadioSelect,
             "loop_start_date": forms.DateInput(attrs={"type": "date"}),
             "loop_end_date": forms.DateInput(attrs={"type": "date"}),
             "loop_time": forms.TimeInput(attrs={"type": "time", "step": 1}, format="%H:%M:%S"),
@@ -131,14 +168,20 @@ class CampaignForm(forms.ModelForm):
         self.fields["template"].queryset = MessageTemplate.objects.all()
         self.fields["target_list"].queryset = TargetList.objects.all()
         self.fields["loop_circle_type"].required = False
-        self.fields["template"].widget.attrs.update({
-            "hx-get": reverse_lazy("campaign-template-values"), "hx-trigger": "change",
-            "hx-target": "#template-values",
-        })
-        self.fields["credential"].widget.attrs.update({
-            "hx-get": reverse_lazy("campaign-credential-info"), "hx-trigger": "change, load",
-            "hx-target": "#credential-info",
-        })
+        self.fields["template"].widget.attrs.update(
+            {
+                "hx-get": reverse_lazy("campaign-template-values"),
+                "hx-trigger": "change",
+                "hx-target": "#template-values",
+            }
+        )
+        self.fields["credential"].widget.attrs.update(
+            {
+                "hx-get": reverse_lazy("campaign-credential-info"),
+                "hx-trigger": "change, load",
+                "hx-target": "#credential-info",
+            }
+        )
         self.fields["expired_seconds"].widget.attrs.update({"min": 1, "step": 1})
         for vendor, label in strategy.VENDORS.items():
             table = strategy.THIRD_CHANNEL_CATEGORIES[vendor]
@@ -149,12 +192,15 @@ class CampaignForm(forms.ModelForm):
                 )
             else:
                 self.fields[name] = forms.CharField(
-                    label=label, required=False, max_length=8,
+                    label=label,
+                    required=False,
+                    max_length=8,
                     help_text=_("Category code (digits)."),
                 )
         for vendor, levels in strategy.NOTIFY_LEVELS.items():
             self.fields[f"{LEVEL_PREFIX}{vendor}"] = forms.ChoiceField(
-                label=strategy.VENDORS[vendor], required=False,
+                label=strategy.VENDORS[vendor],
+                required=False,
                 choices=_choices(levels, _("Not set")),
             )
         for n in range(EXTENDED_ROWS):
@@ -250,10 +296,10 @@ class CampaignForm(forms.ModelForm):
         try:
             value = json.loads(raw)
         except ValueError:
-            self.add_error(name, _("This must be a JSON object, e.g. {\"code\": \"1234\"}."))
+            self.add_error(name, _('This must be a JSON object, e.g. {"code": "1234"}.'))
             return None
         if not isinstance(value, dict):
-            self.add_error(name, _("This must be a JSON object, e.g. {\"code\": \"1234\"}."))
+            self.add_error(name, _('This must be a JSON object, e.g. {"code": "1234"}.'))
             return None
         return value
 
@@ -271,7 +317,7 @@ class CampaignForm(forms.ModelForm):
             campaign.loop_circle_values = []
         # A blank value field is a value not given (strategy.py then names it).
         campaign.template_values = {
-            name[len(VALUE_PREFIX):]: cleaned[name]
+            name[len(VALUE_PREFIX) :]: cleaned[name]
             for name in self.fields
             if name.startswith(VALUE_PREFIX) and cleaned.get(name)
         }
@@ -305,8 +351,11 @@ class CampaignForm(forms.ModelForm):
         # Rules are checked on every save so the builder can show them; a draft with
         # broken rules still saves (see `launch_errors`), launching does not.
         self.rule_errors: dict[str, list[str]] = {}
-        if self.errors or not (self.instance.credential_id and self.instance.template_id
-                               and self.instance.target_list_id):
+        if self.errors or not (
+            self.instance.credential_id
+            and self.instance.template_id
+            and self.instance.target_list_id
+        ):
             return
         errors = strategy.validate(
             self.instance.push_spec(), now=timezone.now(), limits=push_limits()
@@ -319,8 +368,9 @@ class CampaignForm(forms.ModelForm):
             for message in messages:
                 if spec_field == "template_values":
                     named = [
-                        field.name for field in self.value_fields()
-                        if f"#{field.name[len(VALUE_PREFIX):]}#" in message
+                        field.name
+                        for field in self.value_fields()
+                        if f"#{field.name[len(VALUE_PREFIX) :]}#" in message
                     ]
                     for name in named or [None]:
                         self.add_error(name, message)
@@ -338,11 +388,14 @@ class CampaignForm(forms.ModelForm):
 
 class CampaignSearchForm(forms.Form):
     q = forms.CharField(
-        label=gettext_lazy("Search task name"), required=False, max_length=128,
+        label=gettext_lazy("Search task name"),
+        required=False,
+        max_length=128,
         widget=forms.TextInput(attrs={"class": "form-control", "type": "search"}),
     )
     status = forms.ChoiceField(
-        label=gettext_lazy("Status"), required=False,
+        label=gettext_lazy("Status"),
+        required=False,
         choices=[("", gettext_lazy("All"))] + list(Campaign.Status.choices),
         widget=forms.Select(attrs={"class": "form-select"}),
     )

@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from campaigns import audit, sending, strategy
+from campaigns import audit, scheduling, sending, strategy
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate, Run, Target
+from campaigns.pushapi import PushError
 from campaigns.roles import can_read, can_send
 
 ACTIVE = {Campaign.Status.QUEUED, Campaign.Status.SENDING}
@@ -44,10 +45,15 @@ def campaign_list(request):
     if before.isdigit():
         campaigns = campaigns.filter(pk__lt=int(before))
     page = list(campaigns[: PAGE_SIZE + 1])
-    return render(request, "campaigns/campaigns/list.html", {
-        "form": form, "campaigns": page[:PAGE_SIZE],
-        "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
-    })
+    return render(
+        request,
+        "campaigns/campaigns/list.html",
+        {
+            "form": form,
+            "campaigns": page[:PAGE_SIZE],
+            "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
+        },
+    )
 
 
 def _builder(request, campaign: Campaign | None):
@@ -57,22 +63,35 @@ def _builder(request, campaign: Campaign | None):
         if form.is_valid():
             created = instance.pk is None
             campaign = form.save()
-            audit.record("campaign.create" if created else "campaign.edit", obj=campaign,
-                         request=request, details={"fields": sorted(form.changed_data)})
+            audit.record(
+                "campaign.create" if created else "campaign.edit",
+                obj=campaign,
+                request=request,
+                details={"fields": sorted(form.changed_data)},
+            )
             if not form.rule_errors:
                 messages.success(request, _("Draft saved. Review it before launching."))
                 return redirect("campaign-review", pk=campaign.pk)
             form = CampaignForm(request.POST, instance=campaign)
             form.is_valid()
             form.show_rule_errors()
-            messages.warning(request, _("Draft saved, but it cannot be launched until the "
-                                        "marked fields are fixed."))
+            messages.warning(
+                request,
+                _("Draft saved, but it cannot be launched until the marked fields are fixed."),
+            )
     else:
         form = CampaignForm(instance=instance)
-    return render(request, "campaigns/campaigns/builder.html", {
-        "form": form, "campaign": campaign, "preview": _preview(form),
-        "category_fields": form.fields_named("tcc_"), "level_fields": form.fields_named("level_"),
-    })
+    return render(
+        request,
+        "campaigns/campaigns/builder.html",
+        {
+            "form": form,
+            "campaign": campaign,
+            "preview": _preview(form),
+            "category_fields": form.fields_named("tcc_"),
+            "level_fields": form.fields_named("level_"),
+        },
+    )
 
 
 @can_send
@@ -95,27 +114,29 @@ def _preview(form: CampaignForm) -> dict:
     credential = form.selected_credential()
     values = {}
     if form.is_bound:
-        values = {f.name[len("value__"):]: form.data.get(f.name, "") for f in form.value_fields()}
+        values = {f.name[len("value__") :]: form.data.get(f.name, "") for f in form.value_fields()}
     elif form.instance.pk:
         values = form.instance.template_values or {}
-    data = {"template": template, "credential": credential,
-            "rendered": template.preview(values) if template else None}
+    data = {
+        "template": template,
+        "credential": credential,
+        "rendered": template.preview(values) if template else None,
+    }
     seconds = form.data.get("expired_seconds") if form.is_bound else form.instance.expired_seconds
     try:
         data["expiry"] = strategy.humanize_seconds(int(seconds))
     except (TypeError, ValueError):
         data["expiry"] = ""
-    if form.is_bound and hasattr(form, "cleaned_data") and form.instance.template_id and \
-            form.instance.credential_id and form.instance.target_list_id:
+    complete = (
+        form.instance.template_id and form.instance.credential_id and form.instance.target_list_id
+    )
+    if complete and (not form.is_bound or hasattr(form, "cleaned_data")):
         try:
             data["strategy_json"] = strategy.strategy_content_json(form.instance.push_spec())
         except strategy.StrategyError as exc:
             data["strategy_error"] = str(exc)
-    elif not form.is_bound and form.instance.pk:
-        try:
-            data["strategy_json"] = strategy.strategy_content_json(form.instance.push_spec())
-        except strategy.StrategyError as exc:
-            data["strategy_error"] = str(exc)
+        if form.instance.strategy_type != strategy.IMMEDIATE:
+            data["schedule"] = scheduling.choose(form.instance)
     return data
 
 
@@ -125,15 +146,19 @@ def campaign_builder_preview(request):
     """htmx: re-render the sidebar and the template-values section from the form."""
     form = CampaignForm(request.POST, instance=Campaign())
     form.is_valid()
-    return render(request, "campaigns/campaigns/_builder_preview.html",
-                  {"form": form, "preview": _preview(form)})
+    return render(
+        request,
+        "campaigns/campaigns/_builder_preview.html",
+        {"form": form, "preview": _preview(form)},
+    )
 
 
 def first_call_params(campaign: Campaign) -> dict[str, str] | None:
     """The exact business parameters of the first call, secret-free."""
     limits = push_limits()
     refs = list(
-        Target.objects.filter(target_list=campaign.target_list).order_by("pk")
+        Target.objects.filter(target_list=campaign.target_list)
+        .order_by("pk")
         .values_list("pk", "target_id")[: limits.max_targets]
     )
     if not refs:
@@ -151,12 +176,20 @@ def campaign_review(request, pk: int):
     calls = math.ceil(count / push_limits().max_targets) if count else 0
     seconds = calls / campaign.credential.rate_limit if calls else 0
     params = None if errors else first_call_params(campaign)
-    return render(request, "campaigns/campaigns/review.html", {
-        "campaign": campaign, "errors": errors, "calls": calls, "targets": count,
-        "params": params, "send_seconds": seconds,
-        "send_time": strategy.humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
-        "expires_first": seconds > campaign.expired_seconds,
-    })
+    return render(
+        request,
+        "campaigns/campaigns/review.html",
+        {
+            "campaign": campaign,
+            "errors": errors,
+            "calls": calls,
+            "targets": count,
+            "params": params,
+            "send_seconds": seconds,
+            "send_time": strategy.humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
+            "expires_first": seconds > campaign.expired_seconds,
+        },
+    )
 
 
 @can_send
@@ -183,7 +216,8 @@ def _outcomes(run: Run | None) -> list[dict]:
     if run is None:
         return []
     rows = (
-        Batch.objects.filter(run=run).exclude(status__in=Batch.OPEN_STATUSES)
+        Batch.objects.filter(run=run)
+        .exclude(status__in=Batch.OPEN_STATUSES)
         .values("status", "result_code")
         .annotate(calls=Count("pk"), targets=Sum("target_count"))
         .order_by("-targets")
@@ -192,8 +226,14 @@ def _outcomes(run: Run | None) -> list[dict]:
     for row in rows:
         code = row["result_code"] or ""
         meaning = strategy.RESULT_CODES.get(code)
-        out.append({**row, "meaning": meaning.meaning if meaning else
-                    (_("Accepted") if code in ("OK", "100") else "")})
+        out.append(
+            {
+                **row,
+                "meaning": meaning.meaning
+                if meaning
+                else (_("Accepted") if code in ("OK", "100") else ""),
+            }
+        )
     return out
 
 
@@ -210,13 +250,29 @@ def campaign_detail(request, pk: int):
     if after.isdigit():
         batches = batches.filter(seq__gt=int(after))
     page = list(batches[: PAGE_SIZE + 1])
-    return render(request, "campaigns/campaigns/detail.html", {
-        "campaign": campaign, "run": run, "runs": campaign.runs.order_by("-number"),
-        "outcomes": _outcomes(run), "batches": page[:PAGE_SIZE],
-        "next_after": page[PAGE_SIZE - 1].seq if len(page) > PAGE_SIZE else None,
-        "outcome": outcome, "batch_statuses": Batch.Status.choices,
-        "active": campaign.status in ACTIVE,
-    })
+    return render(
+        request,
+        "campaigns/campaigns/detail.html",
+        {
+            "campaign": campaign,
+            "run": run,
+            "runs": campaign.runs.order_by("-number"),
+            "outcomes": _outcomes(run),
+            "batches": page[:PAGE_SIZE],
+            "next_after": page[PAGE_SIZE - 1].seq if len(page) > PAGE_SIZE else None,
+            "outcome": outcome,
+            "batch_statuses": Batch.Status.choices,
+            "active": campaign.status in ACTIVE,
+            "schedule_text": scheduling.describe(campaign)
+            if campaign.strategy_type != strategy.IMMEDIATE
+            else "",
+            "tasks": campaign.tasks.order_by("pk")[:100],
+            "upcoming": scheduling.upcoming(campaign),
+            "past_occurrences": campaign.occurrences.exclude(status="pending").order_by("-due_at")[
+                :20
+            ],
+        },
+    )
 
 
 @can_read
@@ -225,9 +281,15 @@ def campaign_progress(request, pk: int):
     """htmx fragment polled every second while the campaign is active. Reads two rows."""
     campaign = get_object_or_404(Campaign.objects.only("pk", "status", "status_reason"), pk=pk)
     run = campaign.runs.order_by("-number").first()
-    response = render(request, "campaigns/campaigns/_progress.html", {
-        "campaign": campaign, "run": run, "active": campaign.status in ACTIVE,
-    })
+    response = render(
+        request,
+        "campaigns/campaigns/_progress.html",
+        {
+            "campaign": campaign,
+            "run": run,
+            "active": campaign.status in ACTIVE,
+        },
+    )
     if campaign.status not in ACTIVE and request.htmx and request.GET.get("was_active"):
         # the outcome table and the actions change when sending ends: reload the page once
         response["HX-Refresh"] = "true"
@@ -251,20 +313,51 @@ def campaign_action(request, pk: int, action: str):
         except sending.StateError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, _("Run %(number)d started with the %(count)d failed "
-                                        "targets.") % {"number": run.number,
-                                                       "count": run.source_run.failed})
+            messages.success(
+                request,
+                _("Run %(number)d started with the %(count)d failed targets.")
+                % {"number": run.number, "count": run.source_run.failed},
+            )
         return redirect("campaign-detail", pk=pk)
     if action not in ACTIONS:
         raise Http404
     func, done = ACTIONS[action]
     try:
-        func(campaign, request.user, request=request)
+        result = func(campaign, request.user, request=request)
     except sending.StateError as exc:
         messages.error(request, str(exc))
+    except PushError as exc:
+        messages.error(request, _("mPaaS did not answer the cancel: %(error)s") % {"error": exc})
     else:
         messages.success(request, done)
+        if result:
+            _report_cancel(request, result)
     return redirect("campaign-detail", pk=pk)
+
+
+def _report_cancel(request, result: dict[str, list[str]]) -> None:
+    """Say which scheduled tasks were cancelled and which had already run; never hide a
+    failure to cancel."""
+    if result["cancelled"]:
+        messages.info(
+            request, _("Cancelled on mPaaS: %(ids)s") % {"ids": ", ".join(result["cancelled"])}
+        )
+    if result["already_executed"]:
+        messages.warning(
+            request,
+            _("Already executed, could not be cancelled: %(ids)s")
+            % {"ids": ", ".join(result["already_executed"])},
+        )
+    if result["not_found"]:
+        messages.warning(
+            request, _("Not found on mPaaS: %(ids)s") % {"ids": ", ".join(result["not_found"])}
+        )
+    if result["failed"]:
+        messages.error(
+            request,
+            _("Cancelling failed for: %(ids)s — see the task list.")
+            % {"ids": ", ".join(result["failed"])},
+        )
 
 
 @can_send
@@ -289,8 +382,9 @@ def campaign_duplicate(request, pk: int):
 def template_values_fragment(request):
     """htmx: the template-values inputs for the chosen template (builder)."""
     template_id = request.GET.get("template", "")
-    template = MessageTemplate.objects.filter(pk=template_id).first() if template_id.isdigit() \
-        else None
+    template = (
+        MessageTemplate.objects.filter(pk=template_id).first() if template_id.isdigit() else None
+    )
     form = CampaignForm(instance=Campaign(template=template) if template else Campaign())
     return render(request, "campaigns/campaigns/_values.html", {"form": form})
 
@@ -300,13 +394,21 @@ def template_values_fragment(request):
 def credential_info(request):
     """htmx: the chosen credential's timezone and sandbox flag, shown in the builder."""
     credential_id = request.GET.get("credential", "")
-    credential = Credential.objects.filter(pk=credential_id).first() \
-        if credential_id.isdigit() else None
+    credential = (
+        Credential.objects.filter(pk=credential_id).first() if credential_id.isdigit() else None
+    )
     if credential is None:
         return HttpResponse("")
     now = timezone.now().astimezone(zoneinfo.ZoneInfo(credential.timezone))
-    return render(request, "campaigns/campaigns/_credential_info.html",
-                  {"credential": credential, "now": now})
+    return render(
+        request,
+        "campaigns/campaigns/_credential_info.html",
+        {
+            "credential": credential,
+            "now": now,
+            "in_use": scheduling.tasks_in_use(credential.app_id),
+        },
+    )
 
 
 urlpatterns = [

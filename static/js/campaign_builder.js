@@ -14,7 +14,7 @@
     var strategy = checked("strategy_type") || "0";
     var circle = (form.querySelector("[name='loop_circle_type']") || {}).value || "";
     form.querySelectorAll("[data-strategy]").forEach(function (el) {
-      el.hidden = el.getAttribute("data-strategy") !== strategy;
+      el.hidden = el.getAttribute("data-strategy").split(" ").indexOf(strategy) < 0;
     });
     form.querySelectorAll("[data-circle]").forEach(function (el) {
       el.hidden = el.getAttribute("data-circle") !== circle;
