@@ -200,13 +200,14 @@ def test_delivery_type_rules_apply_during_import():
 
 def test_reimporting_the_same_file_adds_nothing():
     target_list = make_list()
-    data = b"x1\nx2\nx1\nx3\n"
-    first = run(target_list, data)
-    second = run(target_list, data)
-    assert counts(first) == (4, 3, 1, 0, 0)
-    assert counts(second) == (4, 0, 0, 4, 0)
-    assert TargetList.objects.get(pk=target_list.pk).target_count == 3
-    assert Target.objects.filter(target_list=target_list).count() == 3
+    # 120 distinct IDs, one of them twice: more than one lookup batch of existing IDs.
+    data = b"".join(b"x%03d\n" % n for n in range(120)) + b"x007\n"
+    first = run(target_list, data, chunk_size=100)
+    second = run(target_list, data, chunk_size=100)
+    assert counts(first) == (121, 120, 1, 0, 0)
+    assert counts(second) == (121, 0, 0, 121, 0)
+    assert TargetList.objects.get(pk=target_list.pk).target_count == 120
+    assert Target.objects.filter(target_list=target_list).count() == 120
 
 
 def test_duplicates_across_chunks_are_told_apart_from_existing_ids(target_list):
