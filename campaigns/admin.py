@@ -54,6 +54,15 @@ class CredentialAdminForm(forms.ModelForm):
             self.add_error("access_key_secret", _("An AccessKey secret is required."))
         return cleaned
 
+    def _update_errors(self, errors):
+        # Model.clean() reports a missing secret on secret_ciphertext, which this form
+        # shows as access_key_secret.
+        if hasattr(errors, "error_dict") and "secret_ciphertext" in errors.error_dict:
+            errors.error_dict.setdefault("access_key_secret", []).extend(
+                errors.error_dict.pop("secret_ciphertext")
+            )
+        super()._update_errors(errors)
+
     @sensitive_variables("secret")
     def _post_clean(self):
         secret = self.cleaned_data.get("access_key_secret") if hasattr(self, "cleaned_data") else ""

@@ -8,4 +8,5 @@ def roles(request) -> dict:
         "can_send": has_role(user, MARKETING),
         "can_read": has_role(user, MARKETING, AUDITOR),
         "is_admin": ADMIN in roles_of(user),
+        "is_auditor": AUDITOR in roles_of(user),
     }

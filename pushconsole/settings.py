@@ -9,6 +9,7 @@ table of every setting.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,22 +44,37 @@ INSTALLED_APPS = [
     "bootstrap",
     "django_htmx",
     "django_rq",
+    "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "campaigns",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "campaigns.two_factor.TwoFactorMiddleware",
     "campaigns.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # last, per the django-axes docs: it turns a refused sign-in into the lockout page
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out username+IP before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "pushconsole.urls"
@@ -164,6 +180,43 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Sign-in lockout (django-axes): LOGIN_FAILURE_LIMIT failures for one username from one
+# IP lock that pair out for LOGIN_COOLOFF_MINUTES; a lockout is audited (campaigns.signals).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_VERBOSE = False  # only its start-up banner; lockouts are still logged as warnings
+# Behind a proxy, axes reads the client IP per AXES_IPWARE_* (default: REMOTE_ADDR).
+
+# Optional TOTP two-factor sign-in (django-otp). When true, an Admin without a confirmed
+# device is sent to enrol before any other page.
+REQUIRE_2FA_FOR_ADMINS = env_bool("REQUIRE_2FA_FOR_ADMINS", False)
+OTP_TOTP_ISSUER = "Push Console"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the Django admin never shows a user's TOTP key
+
+# Content-Security-Policy (django-csp): scripts and style sheets only from our own static
+# files, no inline script anywhere. Inline style *attributes* stay allowed (the progress
+# bar's width; Django admin): an attribute cannot run script. No <style> elements, so
+# htmx's injected indicator style is switched off in base.html (htmx-config meta).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
 # MultiFernet keys for AccessKey secrets at rest, newest first. Unset: a development key
 # generated into var/ (never committed). Rotation: put a new key first, then run
 # `manage.py rotate_credential_keys`, then drop the old key.
@@ -210,5 +263,7 @@ LOGGING = {
         # The SDK logs signed request URLs (with the AccessKeyId) on server errors;
         # pushapi.py records every failure itself.
         "aliyunsdkcore": {"level": "CRITICAL", "propagate": False},
+        # django-axes narrates every sign-in at INFO; lockouts are WARNINGs (and audited)
+        "axes": {"level": "WARNING"},
     },
 }

@@ -1,7 +1,25 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.urls.resolvers import URLPattern
 from django.views.decorators.debug import sensitive_post_parameters
+from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
+
+from campaigns.roles import admin_only
+
+
+def rq_dashboard_view(view):
+    """django-rq's dashboard lets any staff user clear queues: Admins only here. Its
+    pages carry inline scripts (select-all, clickable rows), allowed on them alone."""
+    return admin_only(csp_update({"script-src": ["'unsafe-inline'"]})(view))
+
+
+rq_dashboard = get_admin_urlpatterns(view_wrapper=rq_dashboard_view) + [
+    URLPattern(p.pattern, rq_dashboard_view(p.callback), p.default_args, p.name)
+    for p in get_api_urlpatterns()  # stats.json: its API-token access is not used here
+]
+
 
 urlpatterns = [
     path(
@@ -11,5 +29,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("rq/", include((rq_dashboard, "django_rq"))),
     path("", include("campaigns.urls")),
 ]

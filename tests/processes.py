@@ -39,7 +39,10 @@ def workers(redis_url: str, count: int = 1, **overrides: str) -> Iterator[list[s
     procs = [
         subprocess.Popen(
             [sys.executable, "manage.py", "rqworker", "push"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         for _ in range(count)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 
 from campaigns import audit
-from campaigns.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -27,12 +26,4 @@ def test_verify_audit_chain_passes_on_intact_trail(admin_user, capsys):
     assert "3 event(s) verified" in capsys.readouterr().out
 
 
-def test_verify_audit_chain_names_first_tampered_row(admin_user):
-    events = [audit.record("template.create", actor=admin_user, details={"n": n}) for n in range(4)]
-    tampered = events[2]
-    try:
-        AuditEvent.objects.filter(pk=tampered.pk).update(details={"n": 99})
-    except Exception:  # noqa: BLE001 - the append-only trigger refused: that is a pass too
-        pytest.skip("the database refuses UPDATE on audit events")
-    with pytest.raises(CommandError, match=f"broken at event {tampered.pk}: contents"):
-        call_command("verify_audit_chain")
+# Tampering despite the database triggers is covered in test_audit_trail.py.

@@ -45,8 +45,15 @@ def test_builder_saves_a_draft_with_rule_errors_next_to_the_fields(
     client, marketer, credential, template, target_list
 ):
     client.force_login(marketer)
-    data = builder_data(credential, template, target_list, sms_strategy="2",
-                        value__coupon="", ext_key_0="taskId", ext_value_0="x")
+    data = builder_data(
+        credential,
+        template,
+        target_list,
+        sms_strategy="2",
+        value__coupon="",
+        ext_key_0="taskId",
+        ext_value_0="x",
+    )
     response = client.post("/campaigns/new/", data)
     page = response.content.decode()
     assert response.status_code == 200
@@ -61,8 +68,14 @@ def test_builder_saves_a_draft_with_rule_errors_next_to_the_fields(
 def test_builder_shows_loop_strategy_content(client, marketer, credential, template, target_list):
     client.force_login(marketer)
     data = builder_data(
-        credential, template, target_list, strategy_type="2", loop_circle_type="2",
-        loop_weekdays=["1", "4"], loop_start_date="2099-01-01", loop_end_date="2099-02-01",
+        credential,
+        template,
+        target_list,
+        strategy_type="2",
+        loop_circle_type="2",
+        loop_weekdays=["1", "4"],
+        loop_start_date="2099-01-01",
+        loop_end_date="2099-02-01",
         loop_time="09:30:00",
     )
     response = client.post("/campaigns/preview/", data)
@@ -105,14 +118,14 @@ def test_progress_fragment_polls_while_active_and_stops_when_done(
     client, marketer, credential, template, target_list
 ):
     campaign = make_campaign(credential, template, target_list, status=Campaign.Status.SENDING)
-    Run.objects.create(campaign=campaign, number=1, total=25, sent=10, pending=15,
-                       status=Run.Status.SENDING)
+    Run.objects.create(
+        campaign=campaign, number=1, total=25, sent=10, pending=15, status=Run.Status.SENDING
+    )
     client.force_login(marketer)
     page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
     assert 'hx-trigger="every 1s"' in page and 'data-pct="40"' in page
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED)
-    done = client.get(f"/campaigns/{campaign.pk}/progress/?was_active=1",
-                      HTTP_HX_REQUEST="true")
+    done = client.get(f"/campaigns/{campaign.pk}/progress/?was_active=1", HTTP_HX_REQUEST="true")
     assert "every 1s" not in done.content.decode()
     assert done["HX-Refresh"] == "true"
 
@@ -122,8 +135,12 @@ def test_auditor_reads_but_cannot_act(client, auditor, credential, template, tar
     client.force_login(auditor)
     assert client.get(f"/campaigns/{campaign.pk}/").status_code == 200
     assert client.get("/campaigns/").status_code == 200
-    for url in (f"/campaigns/{campaign.pk}/launch/", f"/campaigns/{campaign.pk}/cancel/",
-                f"/campaigns/{campaign.pk}/duplicate/", "/campaigns/new/"):
+    for url in (
+        f"/campaigns/{campaign.pk}/launch/",
+        f"/campaigns/{campaign.pk}/cancel/",
+        f"/campaigns/{campaign.pk}/duplicate/",
+        "/campaigns/new/",
+    ):
         assert client.post(url, {"confirm": "yes"}).status_code == 403
     assert Run.objects.count() == 0
 
@@ -143,8 +160,9 @@ def test_campaign_list_filters_by_status_and_search(
     client, marketer, credential, template, target_list
 ):
     make_campaign(credential, template, target_list, task_name="Alpha")
-    make_campaign(credential, template, target_list, task_name="Beta",
-                  status=Campaign.Status.COMPLETED)
+    make_campaign(
+        credential, template, target_list, task_name="Beta", status=Campaign.Status.COMPLETED
+    )
     client.force_login(marketer)
     page = client.get("/campaigns/?status=completed").content.decode()
     assert "Beta" in page and "Alpha" not in page
@@ -165,10 +183,18 @@ def test_language_choice_is_remembered_per_user(client, marketer):
 def test_dashboard_shows_running_campaigns_and_todays_numbers(
     client, marketer, credential, template, target_list
 ):
-    campaign = make_campaign(credential, template, target_list, task_name="Live one",
-                             status=Campaign.Status.SENDING)
-    Run.objects.create(campaign=campaign, number=1, total=25, sent=20, failed=2, pending=3,
-                       status=Run.Status.SENDING)
+    campaign = make_campaign(
+        credential, template, target_list, task_name="Live one", status=Campaign.Status.SENDING
+    )
+    Run.objects.create(
+        campaign=campaign,
+        number=1,
+        total=25,
+        sent=20,
+        failed=2,
+        pending=3,
+        status=Run.Status.SENDING,
+    )
     client.force_login(marketer)
     page = client.get("/").content.decode()
     assert "Live one" in page

@@ -130,3 +130,26 @@ def test_admin_rejects_bad_timezone_with_a_named_rule(client, admin_user, creden
     assert "Timezone must be an IANA name" in response.content.decode()
     credential.refresh_from_db()
     assert credential.app_id != "A"
+
+
+def test_admin_add_without_a_secret_shows_the_error_on_the_secret_field(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/campaigns/credential/add/",
+        {
+            "name": "New",
+            "app_id": "A",
+            "workspace_id": "W",
+            "access_key_id": "K",
+            "access_key_secret": "",
+            "region": "cn-hangzhou",
+            "endpoint": "mpaas.cn-hangzhou.aliyuncs.com",
+            "api_version": "2019-08-21",
+            "timezone": "Asia/Shanghai",
+            "rate_limit": "10",
+            "scheduled_task_quota": "100",
+        },
+    )
+    assert response.status_code == 200
+    assert "An AccessKey secret is required." in response.content.decode()
+    assert not Credential.objects.filter(name="New").exists()

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 
 from campaigns import strategy
 from campaigns.conf import push_limits
-from campaigns.models import Campaign, Credential, MessageTemplate, TargetList
+from campaigns.models import Campaign, Credential, MessageTemplate, ScheduleMode, TargetList
 
 EXTENDED_ROWS = 20
 VALUE_PREFIX = "value__"
@@ -168,6 +168,7 @@ class CampaignForm(forms.ModelForm):
         self.fields["template"].queryset = MessageTemplate.objects.all()
         self.fields["target_list"].queryset = TargetList.objects.all()
         self.fields["loop_circle_type"].required = False
+        self.fields["schedule_mode"].required = False  # blank means Auto
         self.fields["template"].widget.attrs.update(
             {
                 "hx-get": reverse_lazy("campaign-template-values"),
@@ -302,6 +303,9 @@ class CampaignForm(forms.ModelForm):
             self.add_error(name, _('This must be a JSON object, e.g. {"code": "1234"}.'))
             return None
         return value
+
+    def clean_schedule_mode(self) -> str:
+        return self.cleaned_data.get("schedule_mode") or ScheduleMode.AUTO
 
     def clean(self):
         cleaned = super().clean()

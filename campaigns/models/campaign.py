@@ -77,7 +77,9 @@ class Campaign(models.Model):
     loop_circle_values = models.JSONField(_("days"), default=list, blank=True)
     loop_time = models.TimeField(_("time of day"), null=True, blank=True)
     schedule_mode = models.CharField(
-        _("where the schedule is kept"), max_length=8, choices=ScheduleMode.choices,
+        _("where the schedule is kept"),
+        max_length=8,
+        choices=ScheduleMode.choices,
         default=ScheduleMode.AUTO,
     )
     # Decided at launch for fixed-time and loop campaigns: "mpaas" or "console".

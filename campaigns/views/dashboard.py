@@ -25,17 +25,22 @@ def home(request):
     latest = {}
     for run in Run.objects.filter(campaign__in=running).order_by("campaign_id", "number"):
         latest[run.campaign_id] = run
-    totals = Run.objects.filter(created_at__gte=today).aggregate(sent=Sum("sent"),
-                                                                 failed=Sum("failed"))
-    return render(request, "campaigns/home.html", {
-        "running": [(campaign, latest.get(campaign.pk)) for campaign in running],
-        "sent_today": totals["sent"] or 0,
-        "failed_today": totals["failed"] or 0,
-        "credentials": Credential.objects.all(),
-        "templates": MessageTemplate.objects.all()[:10],
-        "target_lists": TargetList.objects.all()[:10],
-        "recent": Campaign.objects.select_related("credential").order_by("-pk")[:10],
-    })
+    totals = Run.objects.filter(created_at__gte=today).aggregate(
+        sent=Sum("sent"), failed=Sum("failed")
+    )
+    return render(
+        request,
+        "campaigns/home.html",
+        {
+            "running": [(campaign, latest.get(campaign.pk)) for campaign in running],
+            "sent_today": totals["sent"] or 0,
+            "failed_today": totals["failed"] or 0,
+            "credentials": Credential.objects.all(),
+            "templates": MessageTemplate.objects.all()[:10],
+            "target_lists": TargetList.objects.all()[:10],
+            "recent": Campaign.objects.select_related("credential").order_by("-pk")[:10],
+        },
+    )
 
 
 urlpatterns = [

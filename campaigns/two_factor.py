@@ -1,0 +1,100 @@
+"""Optional TOTP two-factor sign-in (django-otp).
+
+A user who enrolled an authenticator app must enter a code after the password before any
+other page; with REQUIRE_2FA_FOR_ADMINS an Admin without one is sent to enrol first.
+django-otp's OTPMiddleware marks the session verified (`request.user.is_verified()`).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from urllib.parse import urlencode
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
+
+from campaigns.roles import ADMIN, roles_of
+
+PENDING_SESSION_KEY = "pushconsole_totp_pending"
+# Pages a signed-in user may open before the second step is done.
+ALWAYS_OPEN = {"logout", "login", "language-set"}
+OPEN_WHILE_UNVERIFIED = ALWAYS_OPEN | {"two-factor-verify"}
+OPEN_WHILE_ENROLLING = ALWAYS_OPEN | {"two-factor-setup"}
+
+
+def confirmed_device(user) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def required_for(user) -> bool:
+    """True when this user must sign in with a code (REQUIRE_2FA_FOR_ADMINS, an Admin)."""
+    return bool(getattr(settings, "REQUIRE_2FA_FOR_ADMINS", False)) and ADMIN in roles_of(user)
+
+
+def must_enrol(user) -> bool:
+    """True for a user who must have a device and has none yet."""
+    return required_for(user) and confirmed_device(user) is None
+
+
+@sensitive_variables("key")
+def pending_device(request) -> TOTPDevice:
+    """The device being enrolled, not saved: its key waits in the session until the
+    user proves, with a code, that the app holds it (so merely opening the page
+    changes nothing)."""
+    key = request.session.get(PENDING_SESSION_KEY)
+    if not key:
+        key = request.session[PENDING_SESSION_KEY] = default_key()
+    return TOTPDevice(user=request.user, key=key, name=_("Authenticator app"), confirmed=False)
+
+
+def confirm_pending(request, token: str) -> TOTPDevice | None:
+    """Save the pending device as confirmed when `token` is its current code."""
+    device = pending_device(request)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    if not totp.verify(int(token), device.tolerance):
+        return None
+    device.last_t = totp.t()  # this code may not be used again
+    device.confirmed = True
+    device.save()
+    del request.session[PENDING_SESSION_KEY]
+    return device
+
+
+def qr_data_uri(text: str) -> str:
+    """`text` as a QR code, an SVG image in a data: URI (no script, allowed by the CSP)."""
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return "data:image/svg+xml;base64," + base64.b64encode(image.to_string()).decode()
+
+
+class TwoFactorMiddleware:
+    """After OTPMiddleware and LoginRequiredMiddleware: holds a signed-in user at the
+    code page (enrolled, session not verified) or at enrolment (Admin who must have 2FA)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or user.is_verified():
+            return None
+        name = request.resolver_match.url_name if request.resolver_match else None
+        if confirmed_device(user) is not None:
+            if name in OPEN_WHILE_UNVERIFIED:
+                return None
+            query = urlencode({"next": request.get_full_path()})
+            return redirect(f"{reverse('two-factor-verify')}?{query}")
+        if must_enrol(user) and name not in OPEN_WHILE_ENROLLING:
+            return redirect("two-factor-setup")
+        return None

@@ -1,0 +1,178 @@
+"""Send history: every delivery with its msgKey, outcome, RequestId and launcher; one
+batch with every call's parameters and mPaaS's answer; CSV export of the same filters.
+
+Pages are keyset-paginated on Delivery.id (newest first, `?before=<id>`) and never
+count the table; the export walks the same keyset in chunks while it streams.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404, render
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from campaigns import audit, exporting
+from campaigns.forms.history import HistoryFilterForm
+from campaigns.models import Batch, Delivery
+from campaigns.roles import can_read
+
+PAGE_SIZE = 50
+EXPORT_CHUNK = 2000
+
+
+def _before(request) -> int | None:
+    raw = request.GET.get("before", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def launched_by(delivery: Delivery) -> str:
+    """Who launched the run (a scheduled occurrence counts as its campaign's launcher)."""
+    user = delivery.run.launched_by or delivery.run.campaign.launched_by
+    return user.get_username() if user else ""
+
+
+@can_read
+@require_GET
+def history_list(request):
+    form = HistoryFilterForm(request.GET or None)
+    rows: list[Delivery] = []
+    if not form.is_bound or form.is_valid():
+        deliveries = form.deliveries()
+        before = _before(request)
+        if before:
+            deliveries = deliveries.filter(id__lt=before)
+        rows = list(deliveries[: PAGE_SIZE + 1])
+    filters = form.active_filters()
+    next_query = None
+    if len(rows) > PAGE_SIZE:
+        next_query = urlencode({**filters, "before": rows[PAGE_SIZE - 1].pk})
+    return render(
+        request,
+        "campaigns/history/list.html",
+        {
+            "form": form,
+            "rows": [(row, launched_by(row)) for row in rows[:PAGE_SIZE]],
+            "next_query": next_query,
+            "export_query": urlencode(filters),
+            "first_page": _before(request) is None,
+            "filtered": bool(filters),
+        },
+    )
+
+
+def _chunks(deliveries: QuerySet[Delivery]) -> Iterator[Delivery]:
+    """Every row of `deliveries` (ordered by -id), read EXPORT_CHUNK rows at a time."""
+    last = None
+    while True:
+        page = deliveries if last is None else deliveries.filter(id__lt=last)
+        chunk = list(page[:EXPORT_CHUNK])
+        yield from chunk
+        if len(chunk) < EXPORT_CHUNK:
+            return
+        last = chunk[-1].pk
+
+
+def _local(moment) -> str:
+    return timezone.localtime(moment).isoformat(timespec="seconds") if moment else ""
+
+
+def export_header() -> list[str]:
+    return [
+        _("Finished"),
+        _("Campaign"),
+        _("Campaign ID"),
+        _("Run"),
+        _("Target ID"),
+        _("msgKey"),
+        _("Status"),
+        _("ResultCode"),
+        _("RequestId"),
+        _("Launched by"),
+        _("Batch ID"),
+    ]
+
+
+def export_row(delivery: Delivery) -> list:
+    campaign = delivery.run.campaign
+    return [
+        _local(delivery.finished_at),
+        campaign.task_name,
+        campaign.pk,
+        delivery.run.number,
+        delivery.target_id,
+        delivery.msg_key,
+        delivery.get_status_display(),
+        delivery.result_code,
+        delivery.batch.request_id,
+        launched_by(delivery),
+        delivery.batch_id,
+    ]
+
+
+@can_read
+@require_GET
+def history_export(request):
+    form = HistoryFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return render(
+            request,
+            "campaigns/history/list.html",
+            {
+                "form": form,
+                "rows": [],
+                "first_page": True,
+                "filtered": True,
+            },
+            status=400,
+        )
+    filters = form.active_filters()
+    audit.record("history.export", request=request, details={"filters": filters})
+    rows = (export_row(delivery) for delivery in _chunks(form.deliveries()))
+    filename = f"send-history-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
+    return exporting.streaming_csv_response(filename, export_header(), rows)
+
+
+def _pretty(text: str) -> tuple[str, bool]:
+    """(text, True) re-indented when it is JSON, else (text, False) as received."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True), True
+    except (TypeError, ValueError):
+        return text, False
+
+
+@can_read
+@require_GET
+def history_batch(request, pk: int):
+    batch = get_object_or_404(
+        Batch.objects.select_related("run__launched_by", "campaign__launched_by"), pk=pk
+    )
+    attempts = []
+    for attempt in batch.attempt_log.order_by("number"):
+        params = json.dumps(attempt.request_params, indent=2, ensure_ascii=False, sort_keys=True)
+        body, is_json = _pretty(attempt.response_body)
+        attempts.append({"attempt": attempt, "params": params, "body": body, "is_json": is_json})
+    launcher = batch.run.launched_by or batch.campaign.launched_by
+    return render(
+        request,
+        "campaigns/history/batch.html",
+        {
+            "batch": batch,
+            "launched_by": launcher.get_username() if launcher else "",
+            "deliveries": batch.deliveries.order_by("id"),
+            "attempts": attempts,
+        },
+    )
+
+
+urlpatterns = [
+    path("", history_list, name="history-list"),
+    path("export.csv", history_export, name="history-export"),
+    path("batches/<int:pk>/", history_batch, name="history-batch"),
+]

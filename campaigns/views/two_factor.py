@@ -1,0 +1,129 @@
+"""Two-factor sign-in pages: enrol an authenticator app, turn it off, and the code step
+after the password (campaigns.two_factor.TwoFactorMiddleware sends users here)."""
+
+from __future__ import annotations
+
+from base64 import b32encode
+
+import django_otp
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from campaigns import audit
+from campaigns.forms.two_factor import TokenForm
+from campaigns.two_factor import (
+    confirm_pending,
+    confirmed_device,
+    must_enrol,
+    pending_device,
+    qr_data_uri,
+    required_for,
+)
+
+WRONG_CODE = gettext_lazy(
+    "That code is not right. Check that your phone's clock is correct and try again."
+)
+
+
+def _next_url(request) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return "/"
+
+
+@never_cache
+@sensitive_variables("pending")
+@sensitive_post_parameters("otp_token")
+@require_http_methods(["GET", "POST"])
+def two_factor_setup(request):
+    device = confirmed_device(request.user)
+    if device is not None:
+        return render(
+            request,
+            "account/two_factor.html",
+            {
+                "device": device,
+                "form": TokenForm(),
+                "required": required_for(request.user),
+            },
+        )
+    pending = pending_device(request)
+    form = TokenForm(request.POST or None)
+    if form.is_valid():
+        device = confirm_pending(request, form.cleaned_data["otp_token"])
+        if device is not None:
+            django_otp.login(request, device)
+            audit.record("2fa.enrol", request=request, obj=request.user)
+            messages.success(
+                request,
+                _("Two-factor sign-in is on. You will be asked for a code each time you sign in."),
+            )
+            return redirect("two-factor-setup")
+        form.add_error("otp_token", WRONG_CODE)
+    return render(
+        request,
+        "account/two_factor.html",
+        {
+            "form": form,
+            "qr": qr_data_uri(pending.config_url),
+            "key": b32encode(pending.bin_key).decode(),
+            "required": must_enrol(request.user),
+        },
+    )
+
+
+@sensitive_post_parameters("otp_token")
+@require_POST
+def two_factor_disable(request):
+    device = confirmed_device(request.user)
+    if device is None:
+        return redirect("two-factor-setup")
+    if required_for(request.user):
+        messages.error(request, _("Two-factor sign-in is required for administrators."))
+        return redirect("two-factor-setup")
+    form = TokenForm(request.POST)
+    if form.is_valid() and device.verify_token(form.cleaned_data["otp_token"]):
+        TOTPDevice.objects.filter(user=request.user).delete()
+        audit.record("2fa.disable", request=request, obj=request.user)
+        messages.success(request, _("Two-factor sign-in is off."))
+    else:
+        messages.error(request, WRONG_CODE)
+    return redirect("two-factor-setup")
+
+
+@never_cache
+@sensitive_post_parameters("otp_token")
+@require_http_methods(["GET", "POST"])
+def two_factor_verify(request):
+    device = confirmed_device(request.user)
+    if device is None or request.user.is_verified():
+        return redirect(_next_url(request))
+    form = TokenForm(request.POST or None)
+    if form.is_valid():
+        token = form.cleaned_data["otp_token"]
+        if django_otp.verify_token(request.user, device.persistent_id, token):
+            request.session.cycle_key()
+            django_otp.login(request, device)
+            audit.record("login.2fa", request=request)
+            return redirect(_next_url(request))
+        audit.record("login.2fa_failure", request=request)
+        form.add_error("otp_token", WRONG_CODE)
+    return render(
+        request, "registration/two_factor_verify.html", {"form": form, "next": _next_url(request)}
+    )
+
+
+urlpatterns = [
+    path("", two_factor_setup, name="two-factor-setup"),
+    path("disable/", two_factor_disable, name="two-factor-disable"),
+    path("verify/", two_factor_verify, name="two-factor-verify"),
+]

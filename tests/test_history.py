@@ -1,0 +1,327 @@
+"""Send history: an auditor finds who got what, when, under which msgKey and RequestId,
+and who launched it; batch pages show every call; CSV export streams the same rows."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from campaigns import sending
+from campaigns.exporting import csv_lines, neutralise
+from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
+from campaigns.views import history
+from tests.conftest import SANDBOX_SECRET
+from tests.pipeline_helpers import drain, make_campaign
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def make_ledger(campaign: Campaign, count: int, *, launched_by=None, run_number=1, **fields):
+    """`count` finished deliveries of one run, in batches of 10, written directly."""
+    run = Run.objects.create(
+        campaign=campaign, number=run_number, launched_by=launched_by, status="completed"
+    )
+    now = timezone.now()
+    deliveries = []
+    for seq in range((count + 9) // 10):
+        size = min(10, count - seq * 10)
+        batch = Batch.objects.create(
+            run=run,
+            campaign=campaign,
+            seq=seq,
+            status="sent",
+            target_count=size,
+            request_id=f"REQ-{run.pk}-{seq}",
+            result_code="OK",
+            finished_at=now,
+        )
+        for n in range(size):
+            ref = seq * 10 + n
+            deliveries.append(
+                Delivery(
+                    run=run,
+                    batch=batch,
+                    target_id=f"t{ref:05d}",
+                    msg_key=f"pc{campaign.pk}r{run_number}n{ref}",
+                    status="sent",
+                    result_code="OK",
+                    finished_at=now,
+                    **fields,
+                )
+            )
+    Delivery.objects.bulk_create(deliveries)
+    return run
+
+
+def rows_of(response) -> list[Delivery]:
+    return [delivery for delivery, _launcher in response.context["rows"]]
+
+
+def export_rows(response) -> list[list[str]]:
+    body = b"".join(response.streaming_content)
+    assert body.startswith(codecs.BOM_UTF8)
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+# -- a real send, then finding it ---------------------------------------------------------
+
+
+@pytest.fixture
+def sent(credential, template, target_list, sandbox, marketer, redis_conn, settings):
+    settings.PUSH_BACKOFF_BASE = 0.01
+    settings.PUSH_JOB_SECONDS = 5
+    campaign = make_campaign(credential, template, target_list, task_name="Spring sale")
+    sending.launch(campaign, marketer)
+    drain()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    return campaign
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auditor_finds_who_got_a_campaign_when_and_under_which_keys(client, auditor, sent):
+    client.force_login(auditor)
+    response = client.get("/history/", {"target_id": "user-007"})
+    assert response.status_code == 200
+    (delivery,) = rows_of(response)
+    assert delivery.status == Delivery.Status.SENT
+    page = response.content.decode()
+    for text in (
+        delivery.msg_key,
+        delivery.batch.request_id,
+        "Spring sale",
+        "mark",
+        f"/campaigns/{sent.pk}/",
+        f"/history/batches/{delivery.batch_id}/",
+    ):
+        assert text in page
+    assert SANDBOX_SECRET not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_filter_is_an_exact_match(client, auditor, marketer, sent):
+    client.force_login(auditor)
+    delivery = Delivery.objects.get(target_id="user-003")
+    batch_size = delivery.batch.target_count
+    cases = {
+        "msg_key": (delivery.msg_key, 1),
+        "request_id": (delivery.batch.request_id, batch_size),
+        "result_code": (delivery.result_code, 25),
+        "status": ("sent", 25),
+        "launched_by": ("mark", 25),
+        "campaign": (str(sent.pk), 25),
+        "task_name": ("Spring sale", 25),
+    }
+    for name, (value, expected) in cases.items():
+        response = client.get("/history/", {name: value})
+        assert len(rows_of(response)) == expected, name
+    for name, value in {
+        "target_id": "user-00",
+        "task_name": "Spring",
+        "launched_by": "mar",
+        "msg_key": delivery.msg_key[:-1],
+        "status": "failed",
+    }.items():
+        assert rows_of(client.get("/history/", {name: value})) == [], name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_request_id_of_an_earlier_attempt_finds_its_batch(client, auditor, sent):
+    client.force_login(auditor)
+    batch = Batch.objects.filter(campaign=sent).first()
+    attempt = batch.attempt_log.get()
+    Attempt.objects.create(
+        batch=batch,
+        number=2,
+        lease_token=9,
+        started_at=timezone.now(),
+        request_id="EARLIER-TRANSIENT-1",
+        outcome="transient",
+    )
+    assert attempt.request_id == batch.request_id
+    rows = rows_of(client.get("/history/", {"request_id": "EARLIER-TRANSIENT-1"}))
+    assert {d.batch_id for d in rows} == {batch.pk} and len(rows) == batch.target_count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_page_shows_every_call_with_params_and_answer_and_no_secret(client, auditor, sent):
+    client.force_login(auditor)
+    batch = Batch.objects.filter(campaign=sent).order_by("seq").first()
+    attempt = batch.attempt_log.get()
+    assert SANDBOX_SECRET not in json.dumps(attempt.request_params)
+    assert "AccessKeySecret" not in json.dumps(attempt.request_params)
+    page = client.get(f"/history/batches/{batch.pk}/").content.decode()
+    assert batch.request_id in page and batch.result_code in page
+    for delivery in batch.deliveries.all():
+        assert delivery.target_id in page and delivery.msg_key in page
+    # parameters and the answer, pretty-printed (escaped quotes: autoescape on)
+    assert "&quot;TemplateName&quot;: &quot;welcome_tpl&quot;" in page
+    assert "&quot;RequestId&quot;: &quot;" + batch.request_id in page
+    assert SANDBOX_SECRET not in page
+
+
+@pytest.mark.django_db
+def test_batch_page_escapes_an_answer_that_is_not_json(
+    client, auditor, credential, template, target_list
+):
+    campaign = make_campaign(credential, template, target_list)
+    run = make_ledger(campaign, 3)
+    batch = run.batches.get()
+    Attempt.objects.create(
+        batch=batch,
+        number=1,
+        lease_token=1,
+        started_at=timezone.now(),
+        outcome="transient",
+        http_status=502,
+        response_body="<html><script>alert(1)</script></html>",
+        request_params={"Note": "<b>x</b>"},
+    )
+    client.force_login(auditor)
+    page = client.get(f"/history/batches/{batch.pk}/").content.decode()
+    assert "<script>alert(1)</script>" not in page and "<b>x</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "not JSON, shown as received" in page
+
+
+# -- paging without counting ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_keyset_pages_of_fifty_newest_first_without_counting(
+    client, auditor, marketer, credential, template, target_list
+):
+    campaign = make_campaign(credential, template, target_list)
+    make_ledger(campaign, 120, launched_by=marketer)
+    client.force_login(auditor)
+    seen = []
+    url, params = "/history/", {"launched_by": "mark"}
+    with CaptureQueriesContext(connection) as queries:
+        for _page in range(5):
+            response = client.get(url, params)
+            rows = rows_of(response)
+            seen.append(len(rows))
+            ids = [d.pk for d in rows]
+            assert ids == sorted(ids, reverse=True)
+            if not response.context["next_query"]:
+                break
+            url, params = "/history/?" + response.context["next_query"], None
+    assert seen == [50, 50, 20]
+    assert "launched_by=mark" in url  # the filters follow the pages
+    assert not [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
+@pytest.mark.django_db
+def test_dates_are_local_days_compared_in_utc(
+    client, auditor, credential, template, target_list, settings
+):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    campaign = make_campaign(credential, template, target_list)
+    make_ledger(campaign, 3)
+    late = datetime(2024, 3, 1, 23, 30, tzinfo=SHANGHAI)  # 15:30 UTC on the 1st
+    after_midnight = datetime(2024, 3, 2, 0, 10, tzinfo=SHANGHAI)  # 16:10 UTC on the 1st
+    first, second, _third = Delivery.objects.order_by("id")
+    Delivery.objects.filter(pk=first.pk).update(finished_at=late)
+    Delivery.objects.filter(pk=second.pk).update(finished_at=after_midnight)
+    client.force_login(auditor)
+
+    def found(**dates):
+        return {d.pk for d in rows_of(client.get("/history/", dates))}
+
+    assert found(date_from="2024-03-01", date_to="2024-03-01") == {first.pk}
+    assert found(date_from="2024-03-02", date_to="2024-03-02") == {second.pk}
+    assert found(date_to="2024-02-29") == set()
+    response = client.get("/history/", {"date_from": "2024-03-02", "date_to": "2024-03-01"})
+    assert response.context["form"].errors["date_to"]
+
+
+@pytest.mark.django_db
+def test_history_is_for_readers_only(client, django_user_model, auditor, marketer, admin_user):
+    assert client.get("/history/").status_code == 302  # to the login page
+    nobody = django_user_model.objects.create_user("nobody", password="pw-nobody-123")
+    client.force_login(nobody)
+    assert client.get("/history/").status_code == 403
+    assert client.get("/history/export.csv").status_code == 403
+    for user in (auditor, marketer, admin_user):
+        client.force_login(user)
+        page = client.get("/history/")
+        assert page.status_code == 200
+        assert 'href="/history/"' in page.content.decode()  # the nav link
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_export_streams_every_matching_row_in_chunks_and_is_audited(
+    client, auditor, marketer, credential, template, target_list, monkeypatch
+):
+    monkeypatch.setattr(history, "EXPORT_CHUNK", 7)
+    campaign = make_campaign(credential, template, target_list, task_name="=HYPERLINK(1)")
+    make_ledger(campaign, 30, launched_by=marketer)
+    client.force_login(auditor)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/history/export.csv", {"launched_by": "mark", "status": "sent"})
+        assert response.streaming
+        assert response["Content-Type"] == "text/csv; charset=utf-8"
+        assert response["Content-Disposition"].startswith("attachment; filename=")
+        rows = export_rows(response)
+    header, body = rows[0], rows[1:]
+    assert header[:6] == ["Finished", "Campaign", "Campaign ID", "Run", "Target ID", "msgKey"]
+    assert len(body) == 30
+    assert [row[5] for row in body] == list(
+        Delivery.objects.order_by("-id").values_list("msg_key", flat=True)
+    )
+    assert {row[1] for row in body} == {"'=HYPERLINK(1)"}  # formula neutralised
+    assert {row[9] for row in body} == {"mark"}
+    delivery_selects = [
+        q for q in queries.captured_queries if 'FROM "campaigns_delivery"' in q["sql"]
+    ]
+    assert len(delivery_selects) == 5  # 7 + 7 + 7 + 7 + 2, never all at once
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    event = AuditEvent.objects.get(action="history.export")
+    assert event.actor == auditor
+    assert event.details == {"filters": {"launched_by": "mark", "status": "sent"}}
+
+
+@pytest.mark.django_db
+def test_export_refuses_invalid_filters_without_auditing(client, auditor):
+    client.force_login(auditor)
+    response = client.get("/history/export.csv", {"date_from": "yesterday"})
+    assert response.status_code == 400
+    assert not AuditEvent.objects.filter(action="history.export").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+SUM(A1)", "'+SUM(A1)"),
+        ("-2", "'-2"),
+        ("@cmd", "'@cmd"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("plain", "plain"),
+        ("a=b", "a=b"),
+        (None, ""),
+        (42, "42"),
+    ],
+)
+def test_neutralise_prefixes_formula_starts(value, cell):
+    assert neutralise(value) == cell
+
+
+def test_csv_lines_start_with_a_bom_and_neutralise_every_cell():
+    lines = list(csv_lines(["=h"], [["@x", 'say "hi"'], ["ok", None]]))
+    assert lines[0] == "\ufeff'=h\r\n"
+    assert lines[1] == '\'@x,"say ""hi"""\r\n'
+    assert lines[2] == "ok,\r\n"
