@@ -31,6 +31,7 @@ from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import CommonRequest
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 PRODUCT = "mpaas"
 
@@ -98,6 +99,7 @@ _clients: dict[tuple, AcsClient] = {}
 _clients_lock = threading.Lock()
 
 
+@sensitive_variables("secret")
 def _acs_client(credential) -> AcsClient:
     """One shared AcsClient per credential and process (it is thread-safe; requests are
     not). Keyed by everything that changes the signature or the connection pool."""
@@ -111,9 +113,10 @@ def _acs_client(credential) -> AcsClient:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            secret = credential.secret()
             client = AcsClient(
                 credential.access_key_id,
-                credential.secret(),
+                secret,
                 credential.region,
                 auto_retry=False,
                 max_retry_time=0,

@@ -58,6 +58,11 @@ def set_roles(user, roles: list[str]) -> tuple[list[str], list[str]]:
         user.groups.add(*[Group.objects.get_or_create(name=name)[0] for name in added])
     if removed:
         user.groups.remove(*Group.objects.filter(name__in=removed))
+    # Admins use Django's admin and the RQ dashboard, which both require is_staff.
+    staff = ADMIN in wanted or user.is_superuser
+    if user.is_staff != staff:
+        user.is_staff = staff
+        user.save(update_fields=["is_staff"])
     return added, removed
 
 

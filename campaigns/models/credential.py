@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from campaigns import crypto
 
@@ -75,6 +76,7 @@ class Credential(models.Model):
     def set_secret(self, plaintext: str) -> None:
         self.secret_ciphertext = crypto.encrypt(plaintext)
 
+    @sensitive_variables()
     def secret(self) -> str:
         """The AccessKey secret in plaintext, for signing only. Never render or log it."""
         return crypto.decrypt(self.secret_ciphertext)

@@ -52,6 +52,7 @@ class Batch(models.Model):
         indexes = [
             models.Index(fields=["status", "lease_expires_at"], name="batch_open_idx"),
             models.Index(fields=["run", "status", "seq"], name="batch_run_status_idx"),
+            models.Index(fields=["request_id"], name="batch_request_id_idx"),
         ]
         verbose_name_plural = _("batches")
 
@@ -84,6 +85,7 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["target_id"], name="delivery_target_idx"),
             models.Index(fields=["run", "status", "id"], name="delivery_run_status_idx"),
+            models.Index(fields=["finished_at"], name="delivery_finished_idx"),
         ]
         verbose_name_plural = _("deliveries")
 
@@ -121,6 +123,7 @@ class Attempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["batch", "number"], name="attempt_number_unique")
         ]
+        indexes = [models.Index(fields=["request_id"], name="attempt_request_id_idx")]
 
     def __str__(self) -> str:
         return f"{self.batch} attempt {self.number}"
