@@ -254,3 +254,12 @@ def test_missing_name_gets_one_message(client, marketer, apps):
     client.force_login(marketer)
     response = client.post(reverse("template-create"), form_data(name=""))
     assert response.context["form"].errors["name"] == ["This field is required."]
+
+
+def test_saving_a_template_registers_it_with_the_sandbox(client, marketer, credential, sandbox):
+    client.force_login(marketer)
+    client.post("/templates/new/", {
+        "app_id": credential.app_id, "name": "fresh_tpl", "title": "Hi #who#", "body": "b",
+    })
+    assert MessageTemplate.objects.filter(name="fresh_tpl").exists()
+    assert sandbox.config.templates["fresh_tpl"] == ("who",)

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import audit
+from campaigns import audit, sandbox_mirror
 from campaigns.forms.templates import TemplateForm, preview
 from campaigns.models import MessageTemplate
 from campaigns.roles import MARKETING, can_read, can_send, has_role
@@ -40,6 +40,7 @@ def _edit(request, template: MessageTemplate | None):
             action = "template.edit" if template else "template.create"
             details = {"app_id": saved.app_id, "fields": sorted(form.changed_data)}
             audit.record(action, obj=saved, request=request, details=details)
+            sandbox_mirror.register(saved)
             messages.success(request, _("Template “%(name)s” saved.") % {"name": saved.name})
             return redirect("template-list")
     context = {"form": form, "template": template, "may_change": may_change}
