@@ -35,6 +35,10 @@ def register(template: MessageTemplate) -> int:
             with urllib.request.urlopen(request, timeout=2):  # noqa: S310 - loopback only
                 registered += 1
         except (urllib.error.URLError, OSError) as exc:
-            log.warning("sandbox at %s did not take template %s: %s",
-                        credential.endpoint, template.name, exc)
+            log.warning(
+                "sandbox at %s did not take template %s: %s",
+                credential.endpoint,
+                template.name,
+                exc,
+            )
     return registered

@@ -180,7 +180,7 @@ def quota_error(choice: Choice) -> str | None:
 
 def lock_quota(credential: Credential) -> None:
     """Inside a transaction: serialise launches that count one app's quota."""
-    Credential.objects.select_for_update().filter(app_id=credential.app_id).exists()
+    list(Credential.objects.select_for_update().filter(app_id=credential.app_id).values_list("pk"))
 
 
 # -- console-side occurrences ---------------------------------------------------------------
@@ -226,6 +226,8 @@ def dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
         campaign = occurrence.campaign
         late = (now - occurrence.due_at).total_seconds()
         with transaction.atomic():
+            # lock order: campaign first, as cancel and pause do
+            list(Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk"))
             if late > campaign.expired_seconds:
                 claimed = Occurrence.objects.filter(
                     pk=occurrence.pk, status=Occurrence.Status.PENDING

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import F, Q
@@ -48,7 +49,7 @@ from campaigns.models import (
     ScheduledTask,
     Target,
 )
-from campaigns.pushapi import AMBIGUOUS, PERMANENT, PushClient, PushError
+from campaigns.pushapi import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +345,10 @@ def _plan_chunk(run_id: int) -> bool:
     chunk_size = max(batch_size, settings.PUSH_PLAN_CHUNK // batch_size * batch_size)
     now = timezone.now()
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("campaign").get(pk=run_id)
+        # lock order: campaign, then run (this chunk may move the campaign to sending)
+        campaign_id = Run.objects.values_list("campaign_id", flat=True).get(pk=run_id)
+        list(Campaign.objects.select_for_update().filter(pk=campaign_id).values_list("pk"))
+        run = Run.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=run_id)
         if run.planning_done:
             return True
         refs = _next_refs(run, chunk_size)
@@ -507,9 +511,6 @@ def _has_pending(run_id: int) -> bool:
 def _send_loop(ctx: _RunContext, deadline: float, lease: dispatch.SlotLease) -> None:
     try:
         while time.monotonic() < deadline:
-            remaining = deadline - time.monotonic()
-            if not ctx.limiter.acquire(timeout=max(remaining, 0.0)):
-                return
             claim = _claim(ctx)
             if claim is None:
                 wait = _seconds_until_next_due(ctx.run_id)
@@ -546,12 +547,29 @@ def _seconds_until_next_due(run_id: int) -> float | None:
     return max(0.0, (row - timezone.now()).total_seconds())
 
 
+def _lock_run(run_id: int) -> str | None:
+    """Lock the run's row and return its status. Every transaction that writes a run's
+    batches takes this lock first (campaign, then run, then batches), so writers cannot
+    deadlock, and a status read under it cannot go stale before the commit."""
+    # No ordering (Run's default one joins the campaign, and FOR UPDATE would lock that
+    # row too, out of order), and OF self.
+    return (
+        Run.objects.select_for_update(of=("self",))
+        .filter(pk=run_id)
+        .order_by()
+        .values_list("status", flat=True)
+        .first()
+    )
+
+
 def _claim(ctx: _RunContext) -> _Claim | None:
     """Claim the next due batch with one conditional UPDATE that bumps its fence token,
     and write the Attempt row before any call is made."""
     now = timezone.now()
     for _attempt in range(5):
         with transaction.atomic():
+            if _lock_run(ctx.run_id) != Run.Status.SENDING:
+                return None
             candidates = Batch.objects.filter(
                 run_id=ctx.run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
             ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
@@ -596,6 +614,19 @@ def _claim(ctx: _RunContext) -> _Claim | None:
 
 
 def _send_one(ctx: _RunContext, claim: _Claim) -> None:
+    # The send slot is taken right before the request, with no database work in between:
+    # the limiter bounds calls as they leave, which is what mPaaS counts.
+    if not ctx.limiter.acquire(timeout=settings.PUSH_LEASE_SECONDS / 2):
+        _record_failure(
+            ctx,
+            claim,
+            PushError(
+                TRANSIENT,
+                "Console.RateLimitWait",
+                _("No send slot under the credential's rate limit in time; the call was not made."),
+            ),
+        )
+        return
     try:
         reply = ctx.client.push_template(claim.params)
     except PushError as exc:
@@ -604,6 +635,7 @@ def _send_one(ctx: _RunContext, claim: _Claim) -> None:
     fault_point("after_call")
     now = timezone.now()
     with transaction.atomic():
+        _lock_run(ctx.run_id)
         Attempt.objects.filter(pk=claim.attempt_id).update(
             outcome=Attempt.Outcome.SUCCESS,
             latency_ms=reply.latency_ms,
@@ -668,6 +700,7 @@ def _record_failure(ctx: _RunContext, claim: _Claim, exc: PushError) -> None:
     }
     pause_reason = ""
     with transaction.atomic():
+        run_status = _lock_run(ctx.run_id)
         Attempt.objects.filter(pk=claim.attempt_id).update(
             outcome=exc.kind, latency_ms=exc.latency_ms, response_body=exc.body, **result
         )
@@ -675,7 +708,6 @@ def _record_failure(ctx: _RunContext, claim: _Claim, exc: PushError) -> None:
             pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
         )
         extra = {"ambiguous": True} if exc.kind == AMBIGUOUS else {}
-        run_status = Run.objects.filter(pk=ctx.run_id).values_list("status", flat=True).get()
         if final or run_status == Run.Status.CANCELLED:
             status = Batch.Status.FAILED if final else Batch.Status.CANCELLED
             won = fenced.update(
@@ -772,6 +804,9 @@ def close_run_if_done(run_id: int) -> str | None:
         return None
     now = timezone.now()
     with transaction.atomic():
+        # lock order: campaign, then run (as cancel and pause do)
+        list(Campaign.objects.select_for_update().filter(pk=run.campaign_id).values_list("pk"))
+        _lock_run(run_id)
         if run.status == Run.Status.CANCELLED:
             final = Run.Status.CANCELLED
             closed = Run.objects.filter(pk=run_id, finished_at__isnull=True).update(finished_at=now)
@@ -838,6 +873,7 @@ def sweep() -> SweepReport:
         "pk", "run_id", "lease_token", "target_count"
     )[:5000]:
         with transaction.atomic():
+            _lock_run(run_id)
             # The last attempt's answer was never recorded: the call may have gone out.
             released = Batch.objects.filter(
                 pk=batch_id, status=Batch.Status.CLAIMED, lease_token=token
@@ -855,13 +891,25 @@ def sweep() -> SweepReport:
         finished_at__isnull=True,
     ).values_list("pk", "status", "planning_done")
     for run_id, status, planning_done in active:
-        if not planning_done and not dispatch.slot_busy(conn, run_id, "plan"):
-            report.kicked += dispatch.enqueue(run_id, "plan")
-        if status == Run.Status.SENDING and _has_pending(run_id):
-            for slot in dispatch.send_slots():
-                if not dispatch.slot_busy(conn, run_id, slot):
-                    report.kicked += dispatch.enqueue(run_id, slot)
-        elif close_run_if_done(run_id):
+        if (
+            status == Run.Status.CANCELLED
+            and Batch.objects.filter(run_id=run_id, status=Batch.Status.PENDING).exists()
+        ):
+            with transaction.atomic():  # a batch released while the cancel committed
+                _lock_run(run_id)
+                _cancel_pending(run_id)
+        try:
+            if not planning_done and not dispatch.slot_busy(conn, run_id, "plan"):
+                report.kicked += dispatch.enqueue(run_id, "plan")
+            if status == Run.Status.SENDING and _has_pending(run_id):
+                for slot in dispatch.send_slots():
+                    if not dispatch.slot_busy(conn, run_id, slot):
+                        report.kicked += dispatch.enqueue(run_id, slot)
+                continue
+        except redis.RedisError as exc:
+            # Redis is down: the database still holds the work; the next sweep re-queues it.
+            log.warning("sweep could not reach Redis: %s", exc)
+        if close_run_if_done(run_id):
             report.closed += 1
     close_old_connections()
     return report

@@ -258,8 +258,14 @@ def test_missing_name_gets_one_message(client, marketer, apps):
 
 def test_saving_a_template_registers_it_with_the_sandbox(client, marketer, credential, sandbox):
     client.force_login(marketer)
-    client.post("/templates/new/", {
-        "app_id": credential.app_id, "name": "fresh_tpl", "title": "Hi #who#", "body": "b",
-    })
+    client.post(
+        "/templates/new/",
+        {
+            "app_id": credential.app_id,
+            "name": "fresh_tpl",
+            "title": "Hi #who#",
+            "body": "b",
+        },
+    )
     assert MessageTemplate.objects.filter(name="fresh_tpl").exists()
     assert sandbox.config.templates["fresh_tpl"] == ("who",)
