@@ -1,0 +1,310 @@
+"""Send history at scale: /history/ pages over a big delivery table.
+
+Generates N delivery rows (and N/10 batches) spread over --campaigns campaigns of one run
+each and 60 days, with raw SQL (a recursive CTE on SQLite, generate_series on
+PostgreSQL), then times GET /history/ through Django's test Client (in-process, so the
+time is server time) as an auditor, --repeat times each:
+
+- first page (no filter)
+- deep page (keyset cursor `before=` at 10 % of the ids, i.e. deep in the past)
+- target-ID search (a target present in every campaign)
+- campaign + date filter (one day inside the campaign's span)
+- campaign + date filter with no match (one day outside its span: the worst case)
+
+Baseline: the same page's main query run alone through a cursor (no ORM, no
+templates), so the ratio shows what the view adds. Target: p95 ≤ 150 ms each and no
+request runs a COUNT over the table (checked with CaptureQueriesContext).
+
+    .venv/bin/python bench/bench_history.py                  # 500,000 rows on SQLite
+    .venv/bin/python bench/bench_history.py --rows 5000000 --postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+TARGET_P95_MS = 150
+DAYS = 60
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=500_000, help="delivery rows (5,000,000 = full)")
+    p.add_argument("--campaigns", type=int, default=20)
+    p.add_argument("--repeat", type=int, default=40, help="requests per scenario")
+    p.add_argument("--postgres", action="store_true", help=f"use {c.PG_SERVER}/{c.PG_BENCH_DB}")
+    p.add_argument(
+        "--sqlite-analyze",
+        action="store_true",
+        help="run ANALYZE on SQLite too (the console never does; changes the plans)",
+    )
+    p.add_argument(
+        "--try-index",
+        action="store_true",
+        help="also create the suggested index delivery (run_id, finished_at) before timing",
+    )
+    p.add_argument("--seed", type=int, default=1, help="picks the searched target and campaign")
+    p.add_argument("--json", default=None)
+    return p.parse_args(argv)
+
+
+BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def generate(rows: int, runs: list[tuple[int, int]], analyze: bool = False) -> None:
+    """Batches and deliveries for `runs` [(run_id, campaign_id)] (contiguous ids), all
+    sent, 1 in 50 failed, finished times spread evenly over DAYS days."""
+    from django.db import connection, transaction
+
+    n_runs = len(runs)
+    per_run = rows // n_runs
+    rows = per_run * n_runs
+    batches = rows // 10
+    r0, c0 = runs[0]
+    assert [r for r, _c in runs] == list(range(r0, r0 + n_runs)), "run ids not contiguous"
+    assert [cc for _r, cc in runs] == list(range(c0, c0 + n_runs)), "campaign ids not contiguous"
+    step = DAYS * 86400 / rows  # seconds between consecutive deliveries
+    pg = connection.vendor == "postgresql"
+    base = BASE.strftime("%Y-%m-%d %H:%M:%S")
+    if pg:
+        series = "generate_series(0, {last}) AS s(n)"
+        ts = "(TIMESTAMPTZ '{base}+00' + make_interval(secs => floor(({expr}) * {step})))"
+        idiv = "({a} / {b})"
+        tid = "'u' || lpad(({expr})::text, 8, '0')"
+    else:
+        series = "s"
+        ts = "datetime('{base}', '+' || CAST(({expr}) * {step} AS INTEGER) || ' seconds')"
+        idiv = "({a} / {b})"
+        tid = "'u' || printf('%08d', {expr})"
+
+    def cte(last: int) -> str:
+        if pg:
+            return ""
+        return f"WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {last}) "
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if pg:
+            # The rows are consistent by construction: skip the deferred FK triggers, which
+            # otherwise check 5.5 M rows one by one at COMMIT (minutes).
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        # batch b (0-based) holds deliveries 10b..10b+9
+        batch_run = idiv.format(a="n", b=batches // n_runs)
+        cursor.execute(
+            "INSERT INTO campaigns_batch (id, run_id, campaign_id, seq, status, target_count, "
+            "lease_token, attempts, ambiguous, request_id, result_code, result_message, "
+            "push_success, push_result_msg, push_result_data, http_status, latency_ms, "
+            "created_at, finished_at) "
+            + cte(batches - 1)
+            + f"SELECT n + 1, {r0} + {batch_run}, {c0} + {batch_run}, n % {batches // n_runs}, "
+            "'sent', 10, 1, 1, false, 'REQ-' || n, 'OK', '', true, '', '', 200, 30, "
+            + ts.format(base=base, expr="n * 10", step=step)
+            + ", "
+            + ts.format(base=base, expr="n * 10 + 9", step=step)
+            + " FROM "
+            + series.format(last=batches - 1)
+        )
+        run_of = idiv.format(a="n", b=per_run)
+        cursor.execute(
+            "INSERT INTO campaigns_delivery (id, run_id, batch_id, target_id, msg_key, status, "
+            "result_code, finished_at) "
+            + cte(rows - 1)
+            + f"SELECT n + 1, {r0} + {run_of}, n / 10 + 1, "
+            + tid.format(expr=f"n % {per_run}")
+            + f", 'pc' || ({c0} + {run_of}) || 'r1n' || n, "
+            "CASE WHEN n % 50 = 7 THEN 'failed' ELSE 'sent' END, "
+            "CASE WHEN n % 50 = 7 THEN '3022' ELSE 'OK' END, "
+            + ts.format(base=base, expr="n", step=step)
+            + " FROM "
+            + series.format(last=rows - 1)
+        )
+        if pg:
+            for table in ("campaigns_batch", "campaigns_delivery"):
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+    if pg or analyze:
+        # PostgreSQL's autovacuum analyzes a table this size on its own. The console never
+        # runs ANALYZE / PRAGMA optimize on SQLite, so by default SQLite plans without stats.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    print(f"load before: {c.load()}")
+    with c.Env(postgres=args.postgres) as env:
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        from campaigns.models import Delivery, Run
+
+        launcher, credential, template = c.make_campaign_world()
+        tiny = c.make_list("history-list", 1)
+        runs = []
+        for k in range(args.campaigns):
+            campaign = c.make_campaign(f"History {k}", credential, template, tiny)
+            run = Run.objects.create(
+                campaign=campaign, number=1, launched_by=launcher, status=Run.Status.COMPLETED
+            )
+            runs.append((run.pk, campaign.pk))
+        with c.timed() as gen:
+            generate(args.rows, runs, args.sqlite_analyze)
+        if args.try_index:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "CREATE INDEX bench_delivery_run_finished ON campaigns_delivery "
+                    "(run_id, finished_at)"
+                )
+                if env.postgres or args.sqlite_analyze:
+                    cursor.execute("ANALYZE campaigns_delivery")
+        rows = Delivery.objects.order_by("-id").values_list("id", flat=True).first()
+        print(f"generated {rows:,} deliveries in {gen['s']:.1f} s on {env.vendor}")
+
+        auditor = c.make_user("bench-auditor", "Auditor")
+        client = Client()
+        client.force_login(auditor)
+        import random
+
+        rng = random.Random(args.seed)
+        per_run = rows // args.campaigns
+        pick = rng.randrange(args.campaigns)
+        campaign_id = runs[pick][1]
+        span = DAYS / args.campaigns  # days each campaign covers
+        start = (BASE + dt.timedelta(days=pick * span + span / 2)).astimezone()
+        day = start.date()
+        outside = (
+            BASE
+            + dt.timedelta(days=((pick + args.campaigns // 2) % args.campaigns) * span + span / 2)
+        ).date()
+        target = f"u{rng.randrange(per_run):08d}"
+        deep = rows // 10
+        scenarios = [
+            ("first page", {}),
+            ("deep page (keyset)", {"before": str(deep)}),
+            ("target-ID search", {"target_id": target}),
+            (
+                "campaign + date",
+                {"campaign": str(campaign_id), "date_from": str(day), "date_to": str(day)},
+            ),
+            (
+                "campaign + date, no match",
+                {"campaign": str(campaign_id), "date_from": str(outside), "date_to": str(outside)},
+            ),
+        ]
+        results = []
+        for name, query in scenarios:
+            response = client.get("/history/", query)  # warm-up, and checks it works
+            assert response.status_code == 200, (name, response.status_code)
+            found = response.content.count(b"/history/batches/")
+            samples, counts, queries_n, slowest_sql = [], [], 0, 0.0
+            main_sql = ""
+            for _ in range(args.repeat):
+                with CaptureQueriesContext(connection) as captured:
+                    t0 = time.perf_counter()
+                    client.get("/history/", query)
+                    samples.append(time.perf_counter() - t0)
+                queries_n = len(captured.captured_queries)
+                for q in captured.captured_queries:
+                    sql = q["sql"].upper()
+                    if "COUNT(" in sql and "CAMPAIGNS_DELIVERY" in sql:
+                        counts.append(q["sql"])
+                    if 'FROM "CAMPAIGNS_DELIVERY"' in sql and "LIMIT" in sql:
+                        main_sql = q["sql"]
+                    slowest_sql = max(slowest_sql, float(q["time"]))
+            # baseline: the page's main query alone, straight through a cursor
+            base_samples = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                with connection.cursor() as cursor:
+                    cursor.execute(main_sql)
+                    cursor.fetchall()
+                base_samples.append(time.perf_counter() - t0)
+            s, b = c.summary_ms(samples), c.summary_ms(base_samples)
+            results.append(
+                {
+                    "scenario": name,
+                    "query": query,
+                    "links_on_page": found,
+                    "server": s,
+                    "main_query_alone": b,
+                    "ratio_p95_to_query": round(s["p95_ms"] / max(b["p95_ms"], 0.001), 1),
+                    "queries_per_request": queries_n,
+                    "count_queries": len(set(counts)),
+                    "met": s["p95_ms"] <= TARGET_P95_MS and not counts,
+                    "main_sql": main_sql,
+                }
+            )
+        plans = {}
+        for r in results:
+            with connection.cursor() as cursor:
+                prefix = "EXPLAIN QUERY PLAN " if env.vendor == "sqlite" else "EXPLAIN "
+                cursor.execute(prefix + r["main_sql"])
+                plans[r["scenario"]] = [" ".join(map(str, row)) for row in cursor.fetchall()]
+        print(
+            f"\nhistory: {rows:,} deliveries, {args.campaigns} campaigns, {env.vendor}, "
+            f"{args.repeat} requests each; load {c.load()}"
+        )
+        c.table(
+            [
+                "scenario",
+                "rows",
+                "p50 ms",
+                "p95 ms",
+                "max ms",
+                "query-only p95",
+                "ratio",
+                "queries",
+                "COUNT(*)",
+                f"p95≤{TARGET_P95_MS}ms",
+            ],
+            [
+                [
+                    r["scenario"],
+                    r["links_on_page"],
+                    r["server"]["p50_ms"],
+                    r["server"]["p95_ms"],
+                    r["server"]["max_ms"],
+                    r["main_query_alone"]["p95_ms"],
+                    r["ratio_p95_to_query"],
+                    r["queries_per_request"],
+                    r["count_queries"],
+                    c.verdict(r["met"]),
+                ]
+                for r in results
+            ],
+        )
+        print("query plans of the main query:")
+        for name, plan in plans.items():
+            print(f"  {name}: " + " | ".join(plan)[:300])
+        c.write_result(
+            "history"
+            + ("_postgresql" if args.postgres else "_sqlite")
+            + ("_analyzed" if args.sqlite_analyze and not args.postgres else "")
+            + ("_run_finished_idx" if args.try_index else ""),
+            {
+                "database": env.vendor,
+                "rows": rows,
+                "campaigns": args.campaigns,
+                "generate_seconds": round(gen["s"], 1),
+                "sqlite_analyze": args.sqlite_analyze,
+                "extra_index_run_finished": args.try_index,
+                "target_p95_ms": TARGET_P95_MS,
+                "scenarios": results,
+                "plans": plans,
+            },
+            args.json,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
