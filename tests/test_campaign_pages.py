@@ -202,3 +202,23 @@ def test_dashboard_shows_running_campaigns_and_todays_numbers(
     assert 'data-testid="sent-today">20<' in page
     assert 'data-testid="failed-today">2<' in page
     assert "Sandbox" in page
+
+
+def test_progress_polls_do_not_write_the_session_every_time(
+    client, marketer, credential, template, target_list
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    campaign = make_campaign(credential, template, target_list, status=Campaign.Status.SENDING)
+    client.force_login(marketer)
+    client.get(f"/campaigns/{campaign.pk}/progress/")  # the first request refreshes it
+    with CaptureQueriesContext(connection) as queries:
+        client.get(f"/campaigns/{campaign.pk}/progress/")
+    writes = [
+        q["sql"]
+        for q in queries
+        if "django_session" in q["sql"]
+        and q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT"))
+    ]
+    assert writes == []
