@@ -395,21 +395,29 @@ def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -
         )
         for n, group in enumerate(groups)
     )
-    Delivery.objects.bulk_create(
+    # Deliveries are the bulk of planning: written as plain rows with executemany (one
+    # prepared INSERT), not model instances through bulk_create, which measured ~8x slower.
+    finished = connection.ops.adapt_datetimefield_value(now) if cancelled else None
+    rows = [
         (
-            Delivery(
-                run_id=run.pk,
-                batch_id=batch.pk,
-                target_id=target_id,
-                msg_key=msg_key(run.campaign_id, run.number, ref),
-                status=delivery_status,
-                finished_at=now if cancelled else None,
-            )
-            for batch, group in zip(batches, groups, strict=True)
-            for ref, target_id in group
-        ),
-        batch_size=2000,
-    )
+            run.pk,
+            batch.pk,
+            target_id,
+            msg_key(run.campaign_id, run.number, ref),
+            delivery_status,
+            "",
+            finished,
+        )
+        for batch, group in zip(batches, groups, strict=True)
+        for ref, target_id in group
+    ]
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (run_id, batch_id, target_id, msg_key, status, "  # noqa: S608
+            "result_code, finished_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
     count = len(refs)
     Run.objects.filter(pk=run.pk).update(
         planned_through=refs[-1][0],

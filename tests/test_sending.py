@@ -308,3 +308,24 @@ def test_batcher_never_makes_a_call_over_ten_or_repeats_a_target(refs, size):
     assert all(1 <= len(group) <= 10 for group in groups)
     flat = [item for group in groups for item in group]
     assert flat == refs  # every target once, in order
+
+
+def test_planning_a_run_cancelled_before_planning_records_every_target_cancelled(
+    credential, template, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, make_list(45))
+    run = sending.launch(campaign, marketer)
+    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    drain()  # the planning job still walks the list, recording each target as cancelled
+    run.refresh_from_db()
+    assert (run.status, run.total, run.cancelled, run.planning_done) == (
+        Run.Status.CANCELLED,
+        45,
+        45,
+        True,
+    )
+    delivery = Delivery.objects.filter(run=run).first()
+    assert delivery.status == Delivery.Status.CANCELLED
+    assert delivery.finished_at is not None and delivery.finished_at.tzinfo is not None
+    assert abs((timezone.now() - delivery.finished_at).total_seconds()) < 120
+    assert not [r for r in sandbox.records() if r["action"] == "PushTemplate"]
