@@ -540,19 +540,13 @@ def _seconds_until_next_due(run_id: int) -> float | None:
             run_id=run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
         )
         .order_by(F("not_before").asc(nulls_first=True))
-        .values_list("not_before", flat=True)
+        .values_list("pk", "not_before")
         .first()
     )
-    if (
-        row is None
-        and not Batch.objects.filter(
-            run_id=run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
-        ).exists()
-    ):
-        return None
     if row is None:
-        return 0.0
-    return max(0.0, (row - timezone.now()).total_seconds())
+        return None
+    not_before = row[1]
+    return 0.0 if not_before is None else max(0.0, (not_before - timezone.now()).total_seconds())
 
 
 def _lock_run(run_id: int) -> str | None:

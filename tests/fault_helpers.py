@@ -4,7 +4,6 @@ which the test process plays the sweeper."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,12 +13,10 @@ from pathlib import Path
 
 import django_rq
 import psutil
-from django.db import connection
 
 from campaigns import sending
 from campaigns.models import Attempt, Batch, Delivery, Run
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import ROOT, worker_env
 
 # Short timings so that a lost lease is noticed in seconds, not minutes.
 LEASE_SECONDS = 3
@@ -36,18 +33,8 @@ FAST_ENV = {
 }
 
 
-def database_url() -> str:
-    """The URL of the database this test runs on, for a subprocess."""
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{name}"
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
 def process_env(redis_url: str, **overrides: str) -> dict[str, str]:
-    env = {**os.environ, **FAST_ENV, "DATABASE_URL": database_url(), "REDIS_URL": redis_url}
-    env.update({key: str(value) for key, value in overrides.items()})
-    return env
+    return worker_env(redis_url, **{**FAST_ENV, **overrides})
 
 
 def kill_tree(pid: int) -> list[int]:
