@@ -86,6 +86,9 @@ class Delivery(models.Model):
             models.Index(fields=["target_id"], name="delivery_target_idx"),
             models.Index(fields=["run", "status", "id"], name="delivery_run_status_idx"),
             models.Index(fields=["finished_at"], name="delivery_finished_idx"),
+            # campaign + date history pages: the day's rows of the campaign's runs, and
+            # their ids without the table (index-only on PostgreSQL)
+            models.Index(fields=["run", "finished_at", "id"], name="delivery_run_finished_idx"),
         ]
         verbose_name_plural = _("deliveries")
 
