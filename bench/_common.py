@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-PG_BENCH_DB = "bench"  # never `test` / `test_test`: CI owns those
+# never `test` / `test_test`: CI owns those; BENCH_PG_DB lets two benchmarks run at once
+PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "bench")
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

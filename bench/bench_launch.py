@@ -112,8 +112,8 @@ def baseline_insert(run, target_list_id: int) -> int:
             )
         cursor.execute(
             "UPDATE campaigns_run SET planning_done = %s, batch_count = %s, total = %s, "
-            "pending = %s, planned_through = %s WHERE id = %s",
-            [True, n_batches, len(refs), len(refs), refs[-1][0], run.pk],
+            "planned_through = %s WHERE id = %s",
+            [True, n_batches, len(refs), refs[-1][0], run.pk],
         )
     return len(refs)
 

@@ -244,7 +244,7 @@ def measure(args, run, campaign, ledger_path: Path, wall: float) -> tuple[dict, 
         "every target has exactly one final outcome": (
             deliveries.count() == args.targets == distinct_targets
             and sum(n for status, n in by_status.items() if status in final) == args.targets
-            and run.sent + run.failed + run.cancelled == args.targets
+            and run.counts().done == args.targets
         ),
         "no target accepted under two msgKeys": summary["targets_with_multiple_msgkeys"] == 0,
         "every target recorded sent was accepted under its msgKey": sent_not_accepted == 0,
@@ -337,9 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"soak: gave up after {args.timeout:.0f}s", file=sys.stderr)
                 break
             if now >= next_report:
+                n = run.counts()
                 print(
-                    f"  {now - started:6.1f}s  sent {run.sent}, failed {run.failed}, "
-                    f"pending {run.pending}, in flight {run.in_flight}",
+                    f"  {now - started:6.1f}s  sent {n.sent}, failed {n.failed}, "
+                    f"pending {n.pending}, in flight {n.in_flight}",
                     flush=True,
                 )
                 next_report = now + 5

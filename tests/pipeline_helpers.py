@@ -63,12 +63,21 @@ def check_invariants(campaign: Campaign, ledger: list[dict], *, rate_limit: floa
         assert not deliveries.filter(status=Delivery.Status.PENDING).exists() or run.status in (
             Run.Status.PAUSED,
         ), f"run {run.number} left pending deliveries"
-        assert run.total == deliveries.count()
-        assert run.sent == deliveries.filter(status=Delivery.Status.SENT).count()
-        assert run.failed == deliveries.filter(status=Delivery.Status.FAILED).count()
-        assert run.cancelled == deliveries.filter(status=Delivery.Status.CANCELLED).count()
+        counts = run.counts()
+        if run.finished_at is not None:
+            assert not run.tallies.exists(), f"run {run.number} closed with unfolded tallies"
+            assert (run.sent, run.failed, run.cancelled) == (
+                counts.sent,
+                counts.failed,
+                counts.cancelled,
+            )
+        assert counts.total == run.total == deliveries.count()
+        assert counts.sent == deliveries.filter(status=Delivery.Status.SENT).count()
+        assert counts.failed == deliveries.filter(status=Delivery.Status.FAILED).count()
+        assert counts.cancelled == deliveries.filter(status=Delivery.Status.CANCELLED).count()
         assert (
-            run.pending + run.in_flight == deliveries.filter(status=Delivery.Status.PENDING).count()
+            counts.pending + counts.in_flight
+            == deliveries.filter(status=Delivery.Status.PENDING).count()
         )
         assert run.batch_count == Batch.objects.filter(run=run).count()
         sent_keys = {

@@ -6,7 +6,7 @@ import html
 
 import pytest
 
-from campaigns.models import AuditEvent, Campaign, Run, UserPreference
+from campaigns.models import AuditEvent, Batch, Campaign, Run, RunTally, UserPreference
 from tests.pipeline_helpers import make_campaign
 
 pytestmark = pytest.mark.django_db
@@ -118,12 +118,22 @@ def test_progress_fragment_polls_while_active_and_stops_when_done(
     client, marketer, credential, template, target_list
 ):
     campaign = make_campaign(credential, template, target_list, status=Campaign.Status.SENDING)
-    Run.objects.create(
-        campaign=campaign, number=1, total=25, sent=10, pending=15, status=Run.Status.SENDING
+    run = Run.objects.create(
+        campaign=campaign, number=1, total=25, sent=4, status=Run.Status.SENDING
+    )
+    # live counts = folded + each sending thread's tally; in flight = claimed batches
+    RunTally.objects.create(run=run, shard=0, sent=3)
+    RunTally.objects.create(run=run, shard=1, sent=3, failed=1)
+    Batch.objects.create(
+        run=run, campaign=campaign, seq=0, status=Batch.Status.CLAIMED, target_count=5
     )
     client.force_login(marketer)
     page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
-    assert 'hx-trigger="every 1s"' in page and 'data-pct="40"' in page
+    assert 'hx-trigger="every 1s"' in page and 'data-pct="44"' in page  # (10 + 1) of 25
+    counters = page.split('data-testid="counters"', 1)[1]
+    for label, value in [("Pending", 9), ("In flight", 5), ("Sent", 10), ("Failed", 1)]:
+        assert f"<dt>{label}</dt><dd" in counters
+        assert f">{value}</dd>" in counters.split(f"<dt>{label}</dt>", 1)[1].split("</div>")[0]
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED)
     done = client.get(f"/campaigns/{campaign.pk}/progress/?was_active=1", HTTP_HX_REQUEST="true")
     assert "every 1s" not in done.content.decode()
@@ -186,15 +196,10 @@ def test_dashboard_shows_running_campaigns_and_todays_numbers(
     campaign = make_campaign(
         credential, template, target_list, task_name="Live one", status=Campaign.Status.SENDING
     )
-    Run.objects.create(
-        campaign=campaign,
-        number=1,
-        total=25,
-        sent=20,
-        failed=2,
-        pending=3,
-        status=Run.Status.SENDING,
+    run = Run.objects.create(
+        campaign=campaign, number=1, total=25, sent=15, failed=2, status=Run.Status.SENDING
     )
+    RunTally.objects.create(run=run, shard=3, sent=5)  # not folded yet: still counted
     client.force_login(marketer)
     page = client.get("/").content.decode()
     assert "Live one" in page

@@ -1,5 +1,13 @@
 from .audit import AuditEvent
-from .campaign import Campaign, CircleType, Run, ScheduleMode, StrategyType
+from .campaign import (
+    Campaign,
+    CircleType,
+    Run,
+    RunCounts,
+    RunTally,
+    ScheduleMode,
+    StrategyType,
+)
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
 from .preference import UserPreference
@@ -19,6 +27,8 @@ __all__ = [
     "MessageTemplate",
     "Occurrence",
     "Run",
+    "RunCounts",
+    "RunTally",
     "ScheduleMode",
     "ScheduledTask",
     "StrategyType",

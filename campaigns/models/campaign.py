@@ -3,8 +3,12 @@ of it (the first send, a retry of failed targets, or one occurrence of a schedul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from campaigns import strategy
@@ -210,8 +214,9 @@ class Run(models.Model):
     planning_done = models.BooleanField(default=False)
     batch_count = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
-    pending = models.PositiveIntegerField(default=0)
-    in_flight = models.PositiveIntegerField(default=0)
+    # Outcome counts folded so far. While the run is open, sending threads count into
+    # their own RunTally rows instead (no shared row to queue on); closing the run folds
+    # them in. `counts()` gives the live figures either way.
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     cancelled = models.PositiveIntegerField(default=0)
@@ -230,3 +235,103 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} #{self.number}"
+
+    def counts(self) -> RunCounts:
+        """The run's live counts in one statement (one snapshot): folded outcomes plus
+        the tallies not yet folded; in flight = targets of claimed batches; pending =
+        the rest of what is planned so far."""
+        from .ledger import Batch
+
+        def tally(column: str) -> Coalesce:
+            return Coalesce(
+                Subquery(
+                    RunTally.objects.filter(run=OuterRef("pk"))
+                    .order_by()
+                    .values("run")
+                    .annotate(n=Sum(column))
+                    .values("n")
+                ),
+                Value(0),
+            )
+
+        row = (
+            Run.objects.filter(pk=self.pk)
+            .order_by()
+            .annotate(
+                t_sent=tally("sent"),
+                t_failed=tally("failed"),
+                t_cancelled=tally("cancelled"),
+                t_in_flight=Coalesce(
+                    Subquery(
+                        Batch.objects.filter(run=OuterRef("pk"), status=Batch.Status.CLAIMED)
+                        .order_by()
+                        .values("run")
+                        .annotate(n=Sum("target_count"))
+                        .values("n")
+                    ),
+                    Value(0),
+                ),
+            )
+            .values_list(
+                "total",
+                "sent",
+                "failed",
+                "cancelled",
+                "t_sent",
+                "t_failed",
+                "t_cancelled",
+                "t_in_flight",
+            )
+            .get()
+        )
+        total, sent, failed, cancelled, t_sent, t_failed, t_cancelled, in_flight = row
+        sent, failed, cancelled = sent + t_sent, failed + t_failed, cancelled + t_cancelled
+        return RunCounts(
+            total=total,
+            pending=max(0, total - sent - failed - cancelled - in_flight),
+            in_flight=in_flight,
+            sent=sent,
+            failed=failed,
+            cancelled=cancelled,
+        )
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """A run's targets by state at one moment (see `Run.counts`)."""
+
+    total: int
+    pending: int
+    in_flight: int
+    sent: int
+    failed: int
+    cancelled: int
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.cancelled
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+
+class RunTally(models.Model):
+    """Outcome counts of an open run, one row per sending thread (`shard`). Each thread
+    adds to its own row in the transaction that records an outcome, so recording never
+    waits on another thread; closing the run folds the rows into the run and deletes
+    them."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tallies")
+    shard = models.PositiveIntegerField()
+    sent = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "shard"], name="run_tally_shard_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run} tally {self.shard}"

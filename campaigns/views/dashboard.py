@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
-from campaigns.models import Campaign, Credential, MessageTemplate, Run, TargetList
+from campaigns.models import Campaign, Credential, MessageTemplate, Run, RunTally, TargetList
 from campaigns.roles import can_read
 
 ACTIVE = [Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED]
@@ -25,16 +25,24 @@ def home(request):
     latest = {}
     for run in Run.objects.filter(campaign__in=running).order_by("campaign_id", "number"):
         latest[run.campaign_id] = run
+    # folded counts of today's runs plus the tallies of those still open
     totals = Run.objects.filter(created_at__gte=today).aggregate(
+        sent=Sum("sent"), failed=Sum("failed")
+    )
+    open_totals = RunTally.objects.filter(run__created_at__gte=today).aggregate(
         sent=Sum("sent"), failed=Sum("failed")
     )
     return render(
         request,
         "campaigns/home.html",
         {
-            "running": [(campaign, latest.get(campaign.pk)) for campaign in running],
-            "sent_today": totals["sent"] or 0,
-            "failed_today": totals["failed"] or 0,
+            "running": [
+                (campaign, run, run.counts() if run else None)
+                for campaign in running
+                for run in [latest.get(campaign.pk)]
+            ],
+            "sent_today": (totals["sent"] or 0) + (open_totals["sent"] or 0),
+            "failed_today": (totals["failed"] or 0) + (open_totals["failed"] or 0),
             "credentials": Credential.objects.all(),
             "templates": MessageTemplate.objects.all()[:10],
             "target_lists": TargetList.objects.all()[:10],

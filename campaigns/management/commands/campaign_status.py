@@ -22,13 +22,13 @@ class Command(BaseCommand):
         if campaign.status_reason:
             out(f"  reason: {campaign.status_reason}")
         for run in campaign.runs.order_by("number"):
-            done = run.sent + run.failed + run.cancelled
-            pct = 100 * done / run.total if run.total else 0
+            n = run.counts()
+            pct = 100 * n.done / n.total if n.total else 0
             out(
                 f"Run {run.number} ({run.get_kind_display()}, {run.get_status_display()}"
-                f"{'' if run.planning_done else ', planning'}): total {run.total}, "
-                f"pending {run.pending}, in flight {run.in_flight}, sent {run.sent}, "
-                f"failed {run.failed}, cancelled {run.cancelled} — {pct:.1f}% done, "
+                f"{'' if run.planning_done else ', planning'}): total {n.total}, "
+                f"pending {n.pending}, in flight {n.in_flight}, sent {n.sent}, "
+                f"failed {n.failed}, cancelled {n.cancelled} — {pct:.1f}% done, "
                 f"{run.batch_count} call(s)"
             )
             rows = (
