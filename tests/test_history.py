@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from campaigns import sending
 from campaigns.exporting import csv_lines, neutralise
+from campaigns.forms.history import HistoryFilterForm
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
 from campaigns.views import history
 from tests.conftest import SANDBOX_SECRET
@@ -64,6 +65,16 @@ def make_ledger(campaign: Campaign, count: int, *, launched_by=None, run_number=
 
 def rows_of(response) -> list[Delivery]:
     return [delivery for delivery, _launcher in response.context["rows"]]
+
+
+ID_READ = 'SELECT "campaigns_delivery"."id" AS "pk" FROM "campaigns_delivery"'
+
+
+def delivery_reads(queries) -> tuple[list[str], list[str]]:
+    """The captured reads of the delivery table, split into (ids alone, rows by id)."""
+    sql = [q["sql"] for q in queries.captured_queries if 'FROM "campaigns_delivery"' in q["sql"]]
+    ids = [q for q in sql if q.startswith(ID_READ)]
+    return ids, [q for q in sql if q not in ids]
 
 
 def export_rows(response) -> list[list[str]]:
@@ -283,10 +294,10 @@ def test_export_streams_every_matching_row_in_chunks_and_is_audited(
     )
     assert {row[1] for row in body} == {"'=HYPERLINK(1)"}  # formula neutralised
     assert {row[9] for row in body} == {"mark"}
-    delivery_selects = [
-        q for q in queries.captured_queries if 'FROM "campaigns_delivery"' in q["sql"]
-    ]
-    assert len(delivery_selects) == 5  # 7 + 7 + 7 + 7 + 2, never all at once
+    # 7 + 7 + 7 + 7 + 2, never all at once: each chunk's ids alone, then its rows by id
+    id_reads, row_reads = delivery_reads(queries)
+    assert len(id_reads) == 5 and all("LIMIT 7" in sql for sql in id_reads)
+    assert len(row_reads) == 5
     assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
     event = AuditEvent.objects.get(action="history.export")
     assert event.actor == auditor
@@ -325,3 +336,191 @@ def test_csv_lines_start_with_a_bom_and_neutralise_every_cell():
     assert lines[0] == "\ufeff'=h\r\n"
     assert lines[1] == '\'@x,"say ""hi"""\r\n'
     assert lines[2] == "ok,\r\n"
+
+
+# -- date filters at scale: ids first, same keyset ------------------------------------------
+
+
+def all_pages(client, params) -> tuple[list[int], list[str]]:
+    """The ids of every page of /history/ for `params`, following next links, and the
+    SQL of every query that read the delivery table."""
+    url, ids, sql = "/history/", [], []
+    with CaptureQueriesContext(connection) as queries:
+        while url:
+            response = client.get(url, params)
+            assert response.status_code == 200
+            ids.append([d.pk for d in rows_of(response)])
+            next_query = response.context["next_query"]
+            url, params = (f"/history/?{next_query}" if next_query else None), None
+    sql = [q["sql"] for q in queries.captured_queries if 'FROM "campaigns_delivery"' in q["sql"]]
+    return ids, sql
+
+
+@pytest.fixture
+def dated_ledger(credential, template, target_list, marketer):
+    """Two campaigns whose runs interleave in id order, their deliveries finished on
+    1, 2 or 3 March (local days) in turn, and a few not finished."""
+    spring = make_campaign(credential, template, target_list, task_name="Spring")
+    autumn = make_campaign(credential, template, target_list, task_name="Autumn")
+    make_ledger(spring, 90, launched_by=marketer, run_number=1)
+    make_ledger(autumn, 40, launched_by=marketer)
+    make_ledger(spring, 90, launched_by=marketer, run_number=2)
+    days = [datetime(2024, 3, d, 12, tzinfo=timezone.get_default_timezone()) for d in (1, 2, 3)]
+    for n, pk in enumerate(Delivery.objects.order_by("id").values_list("pk", flat=True)):
+        finished = None if n % 17 == 0 else days[n % 3]
+        Delivery.objects.filter(pk=pk).update(finished_at=finished)
+    return spring, autumn
+
+
+@pytest.mark.django_db
+def test_campaign_and_day_pages_are_exact_newest_first_across_pages_without_count(
+    client, auditor, dated_ledger
+):
+    spring, _autumn = dated_ledger
+    day = datetime(2024, 3, 2, 12, tzinfo=timezone.get_default_timezone())
+    expected = list(
+        Delivery.objects.filter(run__campaign=spring, finished_at=day)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+    )
+    assert 50 < len(expected) < 100  # a page boundary inside the matches
+    client.force_login(auditor)
+    query = {"campaign": spring.pk, "date_from": "2024-03-02", "date_to": "2024-03-02"}
+    pages, sql = all_pages(client, query)
+    assert [len(page) for page in pages] == [50, len(expected) - 50]
+    assert pages[0] + pages[1] == expected
+    assert not [q for q in sql if "COUNT(" in q.upper()]
+    # the LIMITed read takes ids alone (no joined rows to sort); the rows come by id
+    limited = [q for q in sql if "LIMIT" in q.upper()]
+    assert len(limited) == 2 and not [q for q in limited if "JOIN" in q.upper()]
+    # the cursor is the last id shown, as without a date filter
+    second = client.get("/history/", {**query, "before": pages[0][-1]})
+    assert [d.pk for d in rows_of(second)] == pages[1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_from": "2024-03-01", "date_to": "2024-03-01"},
+        {"date_from": "2024-03-02"},
+        {"date_to": "2024-03-02", "task_name": "Spring"},
+        {"date_from": "2024-03-03", "campaign": "spring"},
+        {"date_from": "2024-03-01", "date_to": "2024-03-02", "status": "sent"},
+        {"date_field": "created", "date_from": "2000-01-01", "launched_by": "mark"},
+    ],
+)
+def test_every_date_filter_pages_the_same_rows_as_one_query(client, auditor, dated_ledger, query):
+    spring, _autumn = dated_ledger
+    query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
+    form = HistoryFilterForm(query)
+    assert form.is_valid(), form.errors
+    expected = list(form.matching_ids())  # unsliced: one plain query
+    assert len(expected) > 50
+    client.force_login(auditor)
+    pages, _sql = all_pages(client, query)
+    assert all(len(page) == 50 for page in pages[:-1])
+    assert [pk for page in pages for pk in page] == expected
+
+
+@pytest.mark.django_db
+def test_export_of_a_campaign_day_streams_every_matching_row(
+    client, auditor, dated_ledger, monkeypatch
+):
+    monkeypatch.setattr(history, "EXPORT_CHUNK", 7)
+    spring, _autumn = dated_ledger
+    day = datetime(2024, 3, 1, 12, tzinfo=timezone.get_default_timezone())
+    expected = list(
+        Delivery.objects.filter(run__campaign=spring, finished_at=day)
+        .order_by("-id")
+        .values_list("msg_key", flat=True)
+    )
+    client.force_login(auditor)
+    response = client.get(
+        "/history/export.csv",
+        {"campaign": spring.pk, "date_from": "2024-03-01", "date_to": "2024-03-01"},
+    )
+    body = export_rows(response)[1:]
+    assert [row[5] for row in body] == expected
+    assert {row[1] for row in body} == {"Spring"}
+
+
+# -- the form's public reads: page() and iter_rows() ------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"target_id": "t00003"},
+        {"launched_by": "mark", "status": "sent"},
+        {"campaign": "spring", "date_from": "2024-03-02", "date_to": "2024-03-02"},
+        {"date_field": "created", "date_from": "2000-01-01"},
+    ],
+)
+def test_a_page_reads_its_ids_alone_then_its_rows_by_id(dated_ledger, query):
+    spring, _autumn = dated_ledger
+    query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
+    form = HistoryFilterForm(query or None)
+    expected = list(form.matching_ids()[:5])
+    assert expected
+    with CaptureQueriesContext(connection) as queries:
+        page = form.page(size=5)
+    assert [d.pk for d in page] == expected
+    id_reads, row_reads = delivery_reads(queries)
+    assert len(id_reads) == 1 and "LIMIT 5" in id_reads[0]
+    assert len(row_reads) == 1 and "JOIN" in row_reads[0] and "LIMIT" not in row_reads[0]
+    with CaptureQueriesContext(connection) as queries:
+        for delivery in page:  # everything a history row shows came with the page
+            assert delivery.batch.request_id and delivery.run.campaign.task_name
+            launcher = delivery.run.launched_by or delivery.run.campaign.launched_by
+            assert launcher is not None
+    assert not queries.captured_queries
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"launched_by": "mark"},
+        {"campaign": "spring", "date_from": "2024-03-01", "date_to": "2024-03-02"},
+        {"date_to": "2024-03-03"},
+    ],
+)
+def test_pages_and_export_chunks_follow_the_same_keyset(dated_ledger, query):
+    spring, _autumn = dated_ledger
+    query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
+    form = HistoryFilterForm(query)
+    expected = list(form.matching_ids())
+    assert len(expected) > 20
+    pages, before = [], None
+    while page := [d.pk for d in form.page(before=before, size=20)]:
+        pages.append(page)
+        before = page[-1]
+    assert [pk for page in pages for pk in page] == expected
+    assert all(len(page) == 20 for page in pages[:-1])
+    for chunk in (7, 20, len(expected), len(expected) + 1):
+        assert [d.pk for d in form.iter_rows(chunk=chunk)] == expected, chunk
+
+
+@pytest.mark.django_db
+def test_a_chunk_that_ends_the_matches_exactly_reads_one_empty_chunk_of_ids(dated_ledger):
+    form = HistoryFilterForm({"launched_by": "mark"})
+    total = len(list(form.matching_ids()))
+    with CaptureQueriesContext(connection) as queries:
+        assert len(list(form.iter_rows(chunk=total // 2))) == total == 2 * (total // 2)
+    id_reads, row_reads = delivery_reads(queries)
+    assert (len(id_reads), len(row_reads)) == (3, 2)  # the third finds no id: no row read
+
+
+@pytest.mark.django_db
+def test_invalid_filters_match_nothing_and_no_filter_matches_everything(dated_ledger):
+    with CaptureQueriesContext(connection) as queries:
+        assert HistoryFilterForm({"date_from": "yesterday"}).page() == []
+        assert list(HistoryFilterForm({"status": "lost"}).iter_rows()) == []
+    assert delivery_reads(queries) == ([], [])
+    newest = list(Delivery.objects.order_by("-id").values_list("pk", flat=True)[:3])
+    assert [d.pk for d in HistoryFilterForm().page(size=3)] == newest
+    assert [d.pk for d in HistoryFilterForm({"before": ""}).page(size=3)] == newest
+    assert [d.pk for d in HistoryFilterForm().page(before=newest[0], size=2)] == newest[1:]

@@ -8,10 +8,8 @@ count the table; the export walks the same keyset in chunks while it streams.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.utils import timezone
@@ -42,13 +40,7 @@ def launched_by(delivery: Delivery) -> str:
 @require_GET
 def history_list(request):
     form = HistoryFilterForm(request.GET or None)
-    rows: list[Delivery] = []
-    if not form.is_bound or form.is_valid():
-        deliveries = form.deliveries()
-        before = _before(request)
-        if before:
-            deliveries = deliveries.filter(id__lt=before)
-        rows = list(deliveries[: PAGE_SIZE + 1])
+    rows = form.page(before=_before(request), size=PAGE_SIZE + 1)  # one more: is there a next?
     filters = form.active_filters()
     next_query = None
     if len(rows) > PAGE_SIZE:
@@ -65,18 +57,6 @@ def history_list(request):
             "filtered": bool(filters),
         },
     )
-
-
-def _chunks(deliveries: QuerySet[Delivery]) -> Iterator[Delivery]:
-    """Every row of `deliveries` (ordered by -id), read EXPORT_CHUNK rows at a time."""
-    last = None
-    while True:
-        page = deliveries if last is None else deliveries.filter(id__lt=last)
-        chunk = list(page[:EXPORT_CHUNK])
-        yield from chunk
-        if len(chunk) < EXPORT_CHUNK:
-            return
-        last = chunk[-1].pk
 
 
 def _local(moment) -> str:
@@ -134,7 +114,7 @@ def history_export(request):
         )
     filters = form.active_filters()
     audit.record("history.export", request=request, details={"filters": filters})
-    rows = (export_row(delivery) for delivery in _chunks(form.deliveries()))
+    rows = (export_row(delivery) for delivery in form.iter_rows(chunk=EXPORT_CHUNK))
     filename = f"send-history-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
     return exporting.streaming_csv_response(filename, export_header(), rows)
 
