@@ -132,7 +132,7 @@ class Env:
             "VAR_DIR": str(self.workdir / "var"),
             "DATABASE_URL": database_url,
             "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             **{k: str(v) for k, v in self.extra.items()},
         }
         if self.want_redis:
@@ -166,7 +166,10 @@ class Env:
                 psql(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
             except subprocess.CalledProcessError as exc:
                 print(f"could not drop the bench database: {exc}", file=sys.stderr)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):  # keep the logs (worker, sandbox) to read
+            print(f"kept {self.workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @contextmanager

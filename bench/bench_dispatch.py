@@ -4,7 +4,8 @@ One sandbox subprocess (--latency ms on every PushTemplate, no faults), an embed
 on a temp socket, a fresh database. For each case WORKERSxTHREADS (C = workers ×
 PUSH_CONCURRENCY in-flight calls, PUSH_JOBS_PER_RUN = workers) it starts the rqworker
 processes and a sweeper, launches a campaign of N targets with `sending.launch` and waits
-until the run is finished, meanwhile:
+until the run is finished. The default cases are 1x8 and 1x32: one send job (one database
+thread) with 8 or 32 callers; `--cases 2x16` splits C = 32 over two workers. Meanwhile:
 
 - polling GET /campaigns/<id>/progress/ every --poll-interval s from a thread with
   Django's test Client (server time; target p95 ≤ 50 ms);
@@ -46,7 +47,7 @@ MEMORY_TARGET_MB = 50
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", type=int, default=100_000)
-    p.add_argument("--cases", default="1x8,2x16", help="WORKERSxPUSH_CONCURRENCY, comma-separated")
+    p.add_argument("--cases", default="1x8,1x32", help="WORKERSxPUSH_CONCURRENCY, comma-separated")
     p.add_argument("--latency", default="30", help="sandbox latency ms")
     p.add_argument("--rate-limit", type=float, default=200, help="extra case's calls/s (0 = skip)")
     p.add_argument("--rate-case", default="2x16", help="workers x threads of the rate-limit case")

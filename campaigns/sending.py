@@ -520,13 +520,19 @@ def send(run_id: int, slot: str) -> str:
             slot=slots.index(slot) if slot in slots else 0,
         )
         deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
-        _Sender(ctx, max(1, settings.PUSH_CONCURRENCY), deadline, lease).run()
+        sender = _Sender(ctx, max(1, settings.PUSH_CONCURRENCY), deadline, lease)
+        sender.run()
         more = _has_pending(run_id)
         if more:
             dispatch.enqueue(run_id, slot, force=True)
     if not more:
         close_run_if_done(run_id)
-    return f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}"
+    result = (
+        f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}; "
+        + sender.summary()
+    )
+    log.info("run %s %s: %s", run_id, slot, result)
+    return result
 
 
 def spec_for(campaign: Campaign) -> strategy.PushSpec:
@@ -545,7 +551,13 @@ def _has_pending(run_id: int) -> bool:
 
 
 class _Sender:
-    """The send loop of one job: this thread claims and records, `threads` callers call."""
+    """The send loop of one job: this thread claims and records, `threads` callers call.
+
+    A few claims more than there are callers are kept ready, so a caller whose call ends
+    takes the next one at once instead of waiting for this thread's next round. When the
+    run stops sending (pause, cancel), claims no caller has taken yet are released. After
+    a permanent failure callers take no claim until it is recorded, so a streak that
+    pauses the campaign sends nothing beyond the calls already under way."""
 
     def __init__(
         self, ctx: _RunContext, threads: int, deadline: float, lease: dispatch.SlotLease
@@ -553,8 +565,20 @@ class _Sender:
         self.ctx, self.threads, self.deadline, self.lease = ctx, threads, deadline, lease
         self.todo: queue.SimpleQueue[_Claim | None] = queue.SimpleQueue()
         self.done: queue.SimpleQueue[tuple[_Claim, object]] = queue.SimpleQueue()
-        self.busy = 0  # claims handed to callers whose outcome is not back yet
+        self.capacity = 2 * threads  # calls in flight + claims ready
+        self.go = threading.Event()  # clear while a permanent failure is unrecorded
+        self.go.set()
+        self.holds = 0
+        self.holds_lock = threading.Lock()
+        self.busy = 0  # claims handed out whose outcome is not back yet
         self.refreshed = 0.0
+        # where this thread's time went, for the job's result line
+        self.seconds = {"db": 0.0, "wait": 0.0}
+        self.rounds = 0
+
+    def summary(self) -> str:
+        spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in self.seconds.items())
+        return f"{self.rounds} round(s); {spent}"
 
     def run(self) -> None:
         callers = [
@@ -566,6 +590,7 @@ class _Sender:
         try:
             self._loop()
         finally:
+            self.go.set()
             for _caller in callers:
                 self.todo.put(None)
             for caller in callers:
@@ -575,23 +600,29 @@ class _Sender:
     def _loop(self) -> None:
         sending, block = True, False
         while True:
-            self._record(self._drain(block=block))
+            outcomes = self._drain(block=block)
             block = True  # from now on, wait for an answer unless there is work to hand out
-            if sending and time.monotonic() < self.deadline:
-                idle = self.threads - self.busy
-                if idle:
-                    claims = _claim_many(self.ctx, idle)
-                    if claims is None:
-                        sending = False  # paused, cancelled or finished: no new claims
-                        continue
-                    for claim in claims:
-                        self.todo.put(claim)
-                    self.busy += len(claims)
-                    if not self.busy:
-                        wait = _seconds_until_next_due(self.ctx.run_id)
-                        if wait is None or wait > self.deadline - time.monotonic():
-                            return
-                        time.sleep(min(max(wait, 0.05), 1.0))
+            room = self.capacity - self.busy
+            want = room if sending and time.monotonic() < self.deadline else 0
+            if outcomes or want:
+                self.rounds += 1
+                started = time.monotonic()
+                claims = _round(self.ctx, outcomes, want, self.ctx.slot)
+                self.seconds["db"] += time.monotonic() - started
+                self._unhold(outcomes)
+                if claims is None:
+                    sending = False  # paused, cancelled or finished: no new claims
+                    self._release_ready()
+                    self.go.set()
+                    continue
+                for claim in claims:
+                    self.todo.put(claim)
+                self.busy += len(claims)
+                if want and not self.busy:
+                    wait = _seconds_until_next_due(self.ctx.run_id)
+                    if wait is None or wait > self.deadline - time.monotonic():
+                        return
+                    time.sleep(min(max(wait, 0.05), 1.0))
             elif not self.busy:
                 return
             elif time.monotonic() > self.deadline + settings.PUSH_LEASE_SECONDS:
@@ -602,14 +633,30 @@ class _Sender:
                 self.lease.refresh()
                 self.refreshed = now
 
+    def _release_ready(self) -> None:
+        ready = []
+        while True:
+            try:
+                claim = self.todo.get_nowait()
+            except queue.Empty:
+                break
+            if claim is not None:
+                ready.append(claim)
+        if ready:
+            self.busy -= len(ready)
+            _release_unsent(self.ctx, ready)
+
     def _drain(self, *, block: bool) -> list[tuple[_Claim, object]]:
         """Outcomes that are back: wait for the first one if `block` and any is due."""
         out = []
         if block and self.busy:
+            started = time.monotonic()
             try:
                 out.append(self.done.get(timeout=1.0))
             except queue.Empty:
                 return out
+            finally:
+                self.seconds["wait"] += time.monotonic() - started
         while True:
             try:
                 out.append(self.done.get_nowait())
@@ -620,11 +667,28 @@ class _Sender:
 
     def _record(self, outcomes: list[tuple[_Claim, object]]) -> None:
         if outcomes:
-            _record(self.ctx, outcomes, self.ctx.slot)
+            _round(self.ctx, outcomes, 0, self.ctx.slot)
 
     def _call_loop(self) -> None:
-        for claim in iter(self.todo.get, None):
-            self.done.put((claim, _call(self.ctx, claim)))
+        while self.go.wait() and (claim := self.todo.get()) is not None:
+            outcome = _call(self.ctx, claim)
+            if _permanent(outcome):
+                with self.holds_lock:  # no caller starts a call until it is recorded
+                    self.holds += 1
+                    self.go.clear()
+            self.done.put((claim, outcome))
+
+    def _unhold(self, recorded: list[tuple[_Claim, object]]) -> None:
+        count = sum(1 for _claim, outcome in recorded if _permanent(outcome))
+        if count:
+            with self.holds_lock:
+                self.holds -= count
+                if not self.holds:
+                    self.go.set()
+
+
+def _permanent(outcome: object) -> bool:
+    return isinstance(outcome, PushError) and outcome.kind == PERMANENT
 
 
 def _call(ctx: _RunContext, claim: _Claim) -> object:
@@ -667,23 +731,13 @@ def _seconds_until_next_due(run_id: int) -> float | None:
     return 0.0 if not_before is None else max(0.0, (not_before - timezone.now()).total_seconds())
 
 
-def _lock_run(run_id: int, *, shared: bool = False) -> str | None:
+def _lock_run(run_id: int) -> str | None:
     """Lock the run's row and return its status. Transactions that change a run's state
-    or claim its batches take this lock first (campaign, then run, then batches), so they
-    cannot deadlock, and a status read under it cannot go stale before the commit.
-
-    `shared` (claims): claims do not exclude each other, but pause and cancel, which
-    update the row, wait for claims in progress and claims wait for them, so no batch is
-    claimed after a pause or cancel commits. A transaction holding the shared lock must
-    never update the run row (two of them would deadlock upgrading)."""
-    if shared and connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Run._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT status FROM {table} WHERE id = %s FOR SHARE", [run_id])  # noqa: S608
-            row = cursor.fetchone()
-        return row[0] if row else None
+    take this lock first (campaign, then run, then batches), so they cannot deadlock, and
+    a status read under it cannot go stale before the commit. (Send rounds take a shared
+    lock instead: `_share_run`.)"""
     # No ordering (Run's default one joins the campaign, and FOR UPDATE would lock that
-    # row too, out of order), and OF self. SQLite has one writer at a time anyway.
+    # row too, out of order), and OF self.
     return (
         Run.objects.select_for_update(of=("self",))
         .filter(pk=run_id)
@@ -694,127 +748,203 @@ def _lock_run(run_id: int, *, shared: bool = False) -> str | None:
 
 
 def _claim(ctx: _RunContext) -> _Claim | None:
-    """Claim the next due batch (see `_claim_many`)."""
-    claims = _claim_many(ctx, 1)
+    """Claim the next due batch (tests drive claims by hand with it)."""
+    claims = _round(ctx, [], 1, ctx.slot)
     return claims[0] if claims else None
 
 
-def _claim_many(ctx: _RunContext, limit: int) -> list[_Claim] | None:
-    """Claim up to `limit` due batches in one transaction: one conditional UPDATE bumps
-    each batch's fence token, and every Attempt row is written before any call is made.
-    Returns None when the run is no longer sending."""
-    now = timezone.now()
+def _send_one(ctx: _RunContext, claim: _Claim, shard: int) -> None:
+    """Call and record one claim in this thread (tests drive claims by hand with it)."""
+    _round(ctx, [(claim, _call(ctx, claim))], 0, shard)
+
+
+def _round(
+    ctx: _RunContext, outcomes: list[tuple[_Claim, object]], limit: int, shard: int
+) -> list[_Claim] | None:
+    """One round of a send job's database work: record the answers that came back and
+    claim up to `limit` due batches, in one transaction (each failure first in its own:
+    it may release, finalise or pause). Returns the new claims, or None when the run is
+    no longer sending."""
+    for claim, outcome in outcomes:
+        if isinstance(outcome, PushError):
+            _record_failure(ctx, claim, outcome, shard)
+    replies = [(claim, reply) for claim, reply in outcomes if isinstance(reply, PushReply)]
+    claims: list[_Claim] | None = []
+    streak = 0
+    if replies or limit:
+        with transaction.atomic():
+            status, streak = _share_run(ctx.run_id)
+            if replies:
+                _record_successes(ctx, replies, shard)
+            if status != Run.Status.SENDING:
+                claims = None
+            elif limit:
+                claims = _claim_due(ctx, limit)
+    if replies and streak:
+        # A success ends a streak of permanent failures (not under the shared lock:
+        # two holders upgrading it would deadlock).
+        Run.objects.filter(pk=ctx.run_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+    bugs = [outcome for _c, outcome in outcomes if not isinstance(outcome, PushReply | PushError)]
+    if bugs:
+        raise bugs[0]  # a bug in the call path, logged by the caller; its lease expires
+    return claims
+
+
+def _release_unsent(ctx: _RunContext, claims: list[_Claim]) -> None:
+    """Claims never called (the run stopped sending first) go back to pending as if they
+    had never been made: attempts counter restored, the Attempt rows of calls that never
+    happened removed. On a cancelled run they end as cancelled."""
     with transaction.atomic():
-        if _lock_run(ctx.run_id, shared=True) != Run.Status.SENDING:
-            return None
-        candidates = Batch.objects.filter(run_id=ctx.run_id, status=Batch.Status.PENDING).filter(
-            Q(not_before__isnull=True) | Q(not_before__lte=now)
+        status = _lock_run(ctx.run_id)
+        for claim in claims:
+            released = Batch.objects.filter(
+                pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
+            ).update(status=Batch.Status.PENDING, lease_expires_at=None, attempts=F("attempts") - 1)
+            if released:
+                Attempt.objects.filter(pk=claim.attempt_id).delete()
+        if status == Run.Status.CANCELLED:
+            _cancel_pending(ctx.run_id)
+
+
+def _share_run(run_id: int) -> tuple[str, int]:
+    """Inside a transaction: the run's status and failure streak under a shared lock on
+    its row (PostgreSQL; SQLite has one writer at a time anyway). Send rounds do not
+    exclude each other, but pause and cancel, which update the row, wait for rounds in
+    progress and rounds wait for them, so no batch is claimed after a pause or cancel
+    commits. A holder must never update the run row (two would deadlock upgrading)."""
+    table = connection.ops.quote_name(Run._meta.db_table)
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}",  # noqa: S608
+            [run_id],
         )
-        if connection.vendor == "postgresql":
-            # rows another worker is claiming are skipped, and ours stay ours until commit
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        rows = list(
-            candidates.order_by("seq").values_list("pk", "lease_token", "attempts", "target_count")[
-                :limit
-            ]
+        status, streak = cursor.fetchone()
+    return status, streak
+
+
+def _claim_due(ctx: _RunContext, limit: int) -> list[_Claim]:
+    """Inside a round's transaction: claim up to `limit` due batches. One conditional
+    UPDATE bumps each batch's fence token, and every Attempt row is written before any
+    call is made."""
+    now = timezone.now()
+    candidates = Batch.objects.filter(run_id=ctx.run_id, status=Batch.Status.PENDING).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    if connection.vendor == "postgresql":
+        # rows another worker is claiming are skipped, and ours stay ours until commit
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    rows = list(
+        candidates.order_by("seq").values_list("pk", "lease_token", "attempts", "target_count")[
+            :limit
+        ]
+    )
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    claimed = Batch.objects.filter(pk__in=ids, status=Batch.Status.PENDING).update(
+        status=Batch.Status.CLAIMED,
+        lease_token=F("lease_token") + 1,
+        lease_expires_at=now + timedelta(seconds=settings.PUSH_LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+        not_before=None,
+    )
+    if claimed != len(ids):  # cannot happen: the rows are locked (or SQLite's one writer)
+        raise RuntimeError(f"claimed {claimed} of {len(ids)} locked batches")
+    targets: dict[int, dict[str, str]] = {batch_id: {} for batch_id in ids}
+    for batch_id, target_id, key in Delivery.objects.filter(batch_id__in=ids).values_list(
+        "batch_id", "target_id", "msg_key"
+    ):
+        targets[batch_id][target_id] = key
+    limits = push_limits()
+    params = {
+        batch_id: strategy.template_params(ctx.spec, targets[batch_id], limits=limits)
+        for batch_id in ids
+    }
+    attempts = Attempt.objects.bulk_create(
+        Attempt(
+            batch_id=batch_id,
+            number=attempts + 1,
+            lease_token=token + 1,
+            worker=ctx.worker,
+            started_at=now,
+            request_params=params[batch_id],
         )
-        if not rows:
-            return []
-        ids = [row[0] for row in rows]
-        claimed = Batch.objects.filter(pk__in=ids, status=Batch.Status.PENDING).update(
-            status=Batch.Status.CLAIMED,
-            lease_token=F("lease_token") + 1,
-            lease_expires_at=now + timedelta(seconds=settings.PUSH_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-            not_before=None,
-        )
-        if claimed != len(ids):  # cannot happen: the rows are locked (or SQLite's one writer)
-            raise RuntimeError(f"claimed {claimed} of {len(ids)} locked batches")
-        targets: dict[int, dict[str, str]] = {batch_id: {} for batch_id in ids}
-        for batch_id, target_id, key in Delivery.objects.filter(batch_id__in=ids).values_list(
-            "batch_id", "target_id", "msg_key"
-        ):
-            targets[batch_id][target_id] = key
-        limits = push_limits()
-        params = {
-            batch_id: strategy.template_params(ctx.spec, targets[batch_id], limits=limits)
-            for batch_id in ids
-        }
-        attempts = Attempt.objects.bulk_create(
-            Attempt(
-                batch_id=batch_id,
-                number=attempts + 1,
-                lease_token=token + 1,
-                worker=ctx.worker,
-                started_at=now,
-                request_params=params[batch_id],
-            )
-            for batch_id, token, attempts, _count in rows
-        )
+        for batch_id, token, attempts, _count in rows
+    )
     return [
         _Claim(batch_id, token + 1, attempts + 1, count, params[batch_id], attempt.pk)
         for (batch_id, token, attempts, count), attempt in zip(rows, attempts, strict=True)
     ]
 
 
-def _send_one(ctx: _RunContext, claim: _Claim, shard: int) -> None:
-    """Call and record one claim in this thread (tests drive claims by hand with it)."""
-    _record(ctx, [(claim, _call(ctx, claim))], shard)
-
-
-def _record(ctx: _RunContext, outcomes: list[tuple[_Claim, object]], shard: int) -> None:
-    """Record answers: the successes together in one transaction, each failure in its own
-    (it may release, finalise or pause)."""
-    replies = [(claim, reply) for claim, reply in outcomes if isinstance(reply, PushReply)]
-    if replies:
-        _record_successes(ctx, replies, shard)
-    for claim, outcome in outcomes:
-        if isinstance(outcome, PushError):
-            _record_failure(ctx, claim, outcome, shard)
-    bugs = [outcome for _c, outcome in outcomes if not isinstance(outcome, PushReply | PushError)]
-    if bugs:
-        raise bugs[0]  # a bug in the call path, logged by the caller; its lease expires
-
-
 def _record_successes(
     ctx: _RunContext, replies: list[tuple[_Claim, PushReply]], shard: int
 ) -> None:
+    """Inside a round's transaction, record accepted calls (a fixed number of statements
+    however many): each batch still held under its claim's token becomes sent with its
+    targets; a batch whose claim was taken over (a zombie's late answer) keeps the newer
+    claim's outcome, but the call's Attempt row is completed either way."""
     now = timezone.now()
-    won: dict[str, list[int]] = {}  # result code → batches whose claim was still current
-    targets = 0
-    with transaction.atomic():
-        # A success ends a streak of permanent failures. The row is locked (run before
-        # batch, the usual order) only when there is a streak to end.
-        Run.objects.filter(pk=ctx.run_id, consecutive_failures__gt=0).update(consecutive_failures=0)
-        for claim, reply in replies:
-            Attempt.objects.filter(pk=claim.attempt_id).update(
-                outcome=Attempt.Outcome.SUCCESS,
-                latency_ms=reply.latency_ms,
-                request_id=reply.request_id,
-                http_status=reply.http_status,
-                result_code=reply.result_code,
-                result_message=reply.result_message[:1000],
-                response_body=reply.body,
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        held = Batch.objects.filter(
+            pk__in=[claim.batch_id for claim, _reply in replies], status=Batch.Status.CLAIMED
+        )
+        if connection.vendor == "postgresql":
+            held = held.select_for_update(of=("self",))  # SQLite: one writer already
+        tokens = dict(held.order_by("pk").values_list("pk", "lease_token"))
+        current = [
+            (claim, reply) for claim, reply in replies if tokens.get(claim.batch_id) == claim.token
+        ]
+        cursor.executemany(
+            f"UPDATE {quote(Attempt._meta.db_table)} SET outcome = %s, latency_ms = %s, "  # noqa: S608
+            "request_id = %s, http_status = %s, result_code = %s, result_message = %s, "
+            "response_body = %s WHERE id = %s",
+            [
+                (
+                    Attempt.Outcome.SUCCESS.value,
+                    reply.latency_ms,
+                    reply.request_id,
+                    reply.http_status,
+                    reply.result_code,
+                    reply.result_message[:1000],
+                    reply.body,
+                    claim.attempt_id,
+                )
+                for claim, reply in replies
+            ],
+        )
+        if current:
+            cursor.executemany(
+                f"UPDATE {quote(Batch._meta.db_table)} SET status = %s, request_id = %s, "  # noqa: S608
+                "result_code = %s, result_message = %s, push_success = %s, "
+                "push_result_msg = %s, push_result_data = %s, http_status = %s, "
+                "latency_ms = %s, finished_at = %s, lease_expires_at = NULL "
+                "WHERE id = %s AND status = %s AND lease_token = %s",
+                [
+                    (
+                        Batch.Status.SENT.value,
+                        reply.request_id,
+                        reply.result_code,
+                        reply.result_message[:1000],
+                        True,
+                        reply.result_msg[:1000],
+                        reply.data or "",
+                        reply.http_status,
+                        reply.latency_ms,
+                        stamp,
+                        claim.batch_id,
+                        Batch.Status.CLAIMED.value,
+                        claim.token,
+                    )
+                    for claim, reply in current
+                ],
             )
-            current = Batch.objects.filter(
-                pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
-            ).update(
-                status=Batch.Status.SENT,
-                request_id=reply.request_id,
-                result_code=reply.result_code,
-                result_message=reply.result_message[:1000],
-                push_success=True,
-                push_result_msg=reply.result_msg[:1000],
-                push_result_data=reply.data or "",
-                http_status=reply.http_status,
-                latency_ms=reply.latency_ms,
-                finished_at=now,
-                lease_expires_at=None,
-            )
-            if not current:
-                continue  # fenced out: a newer claim owns the batch and records its outcome
-            won.setdefault(reply.result_code, []).append(claim.batch_id)
-            targets += claim.target_count
+        by_code: dict[str, list[int]] = {}
+        for claim, reply in current:
+            by_code.setdefault(reply.result_code, []).append(claim.batch_id)
             if reply.data and ctx.spec.strategy_type != strategy.IMMEDIATE:
                 ScheduledTask.objects.get_or_create(
                     app_id=ctx.app_id,
@@ -825,13 +955,13 @@ def _record_successes(
                         "batch_id": claim.batch_id,
                     },
                 )
-        for code, batch_ids in won.items():
+        for code, batch_ids in by_code.items():
             Delivery.objects.filter(batch_id__in=batch_ids, status=Delivery.Status.PENDING).update(
                 status=Delivery.Status.SENT, result_code=code, finished_at=now
             )
-        if targets:
-            _tally(ctx.run_id, shard, "sent", targets)
-    ctx.count("sent", sum(len(ids) for ids in won.values()))
+        if current:
+            _tally(ctx.run_id, shard, "sent", sum(claim.target_count for claim, _r in current))
+    ctx.count("sent", len(current))
 
 
 def backoff_seconds(attempt_no: int) -> float:

@@ -334,3 +334,88 @@ def test_planning_a_run_cancelled_before_planning_records_every_target_cancelled
     assert delivery.finished_at is not None and delivery.finished_at.tzinfo is not None
     assert abs((timezone.now() - delivery.finished_at).total_seconds()) < 120
     assert not [r for r in sandbox.records() if r["action"] == "PushTemplate"]
+
+
+def test_planning_in_chunks_gives_each_target_one_delivery_in_order(
+    credential, template, sandbox, marketer, settings
+):
+    settings.PUSH_PLAN_CHUNK = 30  # 97 targets: four chunks, the last one short
+    target_list = make_list(97)
+    campaign = make_campaign(credential, template, target_list)
+    run = sending.launch(campaign, marketer)
+    while not sending._plan_chunk(run.pk):  # noqa: SLF001 - one chunk per transaction
+        pass
+    run.refresh_from_db()
+    targets = list(target_list.targets.order_by("pk").values_list("pk", "target_id"))
+    rows = list(
+        Delivery.objects.filter(run=run)
+        .order_by("batch__seq", "pk")
+        .values_list("target_id", "msg_key", "batch__seq", "status")
+    )
+    assert [r[0] for r in rows] == [t for _pk, t in targets]  # every target once, in order
+    assert [r[1] for r in rows] == [f"pc{campaign.pk}r1n{pk}" for pk, _t in targets]
+    assert {r[3] for r in rows} == {Delivery.Status.PENDING}
+    sizes = list(Batch.objects.filter(run=run).order_by("seq").values_list("seq", "target_count"))
+    assert [seq for seq, _n in sizes] == list(range(10))  # consecutive across chunks
+    assert [n for _seq, n in sizes] == [10, 10, 10, 10, 10, 10, 10, 10, 10, 7]
+    assert (run.total, run.batch_count, run.planning_done) == (97, 10, True)
+    assert run.counts().pending == 97
+
+
+def test_a_zombies_late_success_is_logged_but_counts_once(
+    credential, template, target_list, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, target_list)
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    ctx = context_for(run, credential)
+    zombie = sending._claim(ctx)  # noqa: SLF001
+    Batch.objects.filter(pk=zombie.batch_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    sending.sweep()
+    fresh = sending._claim(ctx)  # noqa: SLF001
+    sending._send_one(ctx, fresh, 0)  # noqa: SLF001
+    winner = Batch.objects.get(pk=fresh.batch_id).request_id
+    sending._send_one(ctx, zombie, 1)  # noqa: SLF001 - accepted too, but too late
+    batch = Batch.objects.get(pk=fresh.batch_id)
+    assert (batch.status, batch.request_id) == (Batch.Status.SENT, winner)
+    late = Attempt.objects.get(pk=zombie.attempt_id)
+    assert late.outcome == Attempt.Outcome.SUCCESS and late.request_id not in ("", winner)
+    assert run.counts().sent == 10  # the zombie's tally did not count the batch again
+
+
+def test_claims_no_caller_took_are_released_when_the_run_stops(
+    credential, template, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, make_list(40))
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    ctx = context_for(run, credential)
+    ready = [sending._claim(ctx) for _ in range(2)]  # noqa: SLF001 - claimed, never called
+    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert sending._claim(ctx) is None  # noqa: SLF001
+    sending._release_unsent(ctx, ready)  # noqa: SLF001
+    for claim in ready:
+        batch = Batch.objects.get(pk=claim.batch_id)
+        assert (batch.status, batch.attempts) == (Batch.Status.PENDING, 0)
+        assert not Attempt.objects.filter(pk=claim.attempt_id).exists()  # no call was made
+    assert run.counts().in_flight == 0
+    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert not Batch.objects.filter(run=run, status=Batch.Status.PENDING).exists()
+    assert not [r for r in sandbox.records() if r["action"] == "PushTemplate"]
+
+
+def test_claims_released_after_a_cancel_end_cancelled(credential, template, sandbox, marketer):
+    campaign = make_campaign(credential, template, make_list(30))
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    ctx = context_for(run, credential)
+    ready = sending._claim(ctx)  # noqa: SLF001
+    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    sending._release_unsent(ctx, [ready])  # noqa: SLF001
+    assert Batch.objects.get(pk=ready.batch_id).status == Batch.Status.CANCELLED
+    assert run.counts().cancelled == 30
+    assert sending.close_run_if_done(run.pk) == Run.Status.CANCELLED
+    run.refresh_from_db()
+    assert (run.cancelled, run.sent) == (30, 0) and not run.tallies.exists()
