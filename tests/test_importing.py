@@ -7,7 +7,6 @@ import io
 
 import pytest
 
-from campaigns import importing
 from campaigns.importing import (
     ImportFileError,
     check_upload_size,
@@ -16,6 +15,7 @@ from campaigns.importing import (
     iter_ids,
     safe_csv_value,
     validate_target_id,
+    writing,
 )
 from campaigns.models import AuditEvent, Target, TargetList
 
@@ -274,7 +274,7 @@ def test_safe_csv_value():
 
 
 def test_errors_beyond_the_cap_are_counted_not_kept(monkeypatch):
-    monkeypatch.setattr(importing, "MAX_KEPT_ERRORS", 2)
+    monkeypatch.setattr(writing, "MAX_KEPT_ERRORS", 2)
     target_list = make_list(delivery_type=1)
     result = run(target_list, b"a b\nc d\ne f\ng h\nh,i\nok\n")
     assert counts(result) == (6, 1, 0, 0, 5)

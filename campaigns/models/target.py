@@ -40,7 +40,11 @@ class TargetList(models.Model):
 
 
 class Target(models.Model):
-    target_list = models.ForeignKey(TargetList, on_delete=models.CASCADE, related_name="targets")
+    # No index of its own: the unique (target_list, target_id) constraint and
+    # target_list_walk_idx both lead with target_list, and a third index slowed imports.
+    target_list = models.ForeignKey(
+        TargetList, on_delete=models.CASCADE, related_name="targets", db_index=False
+    )
     target_id = models.CharField(_("target ID"), max_length=200)
 
     class Meta:
