@@ -174,6 +174,50 @@ def rss_by_worker(procs) -> list[tuple[int, int]]:
     return out
 
 
+def _cpu(proc) -> float:
+    """User + system seconds of a process and of its children it has reaped."""
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def cpu_snapshot(workers=()) -> dict[str, float]:
+    """CPU seconds so far by component: the sandbox, the rqworkers (with their live work
+    horses), PostgreSQL, Redis, and this process (the baseline's client, the poller)."""
+    import resource
+
+    import psutil
+
+    out = {"sandbox": 0.0, "workers": 0.0, "postgres": 0.0, "redis": 0.0}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            name = proc.info["name"] or ""
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if name.startswith("postgres"):
+                out["postgres"] += _cpu(proc)
+            elif "redis-server" in name or "redis-server" in cmd:
+                out["redis"] += _cpu(proc)
+            elif "mpaas_sandbox" in cmd:
+                out["sandbox"] += _cpu(proc)
+        except psutil.Error:
+            continue
+    for worker in workers:
+        try:
+            parent = psutil.Process(worker.pid)
+            out["workers"] += _cpu(parent) + sum(_cpu(k) for k in parent.children(True))
+        except psutil.Error:
+            continue
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["bench"] = usage.ru_utime + usage.ru_stime
+    return out
+
+
+def cpu_per_call(before: dict, after: dict, calls: int) -> dict[str, float]:
+    """Milliseconds of CPU per call by component, and in total."""
+    per = {k: round(1000 * (after[k] - before[k]) / calls, 3) for k in after}
+    per["total"] = round(sum(per.values()), 3)
+    return per
+
+
 class Sampler(threading.Thread):
     def __init__(self, procs, interval=0.1):
         super().__init__(daemon=True)
@@ -256,6 +300,7 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
         sandbox_reset(world_sandbox_url)
         sampler = Sampler(procs)
         sampler.start()
+        cpu_before = cpu_snapshot([*procs, sweeper])
         started = time.perf_counter()
         run = sending.launch(campaign, user)
         poller = Poller(auditor, campaign.pk, args.poll_interval)
@@ -269,6 +314,7 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
                 break
             time.sleep(0.05)
         wall = time.perf_counter() - started
+        cpu_after = cpu_snapshot([*procs, sweeper])
         poller.stop_event.set()
         sampler.stop_event.set()
         poller.join()
@@ -290,6 +336,7 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
         "failed": run.failed,
         "wall_seconds": round(wall, 2),
         "calls_per_second": round(targets / 10 / wall, 1),
+        "cpu_ms_per_call": cpu_per_call(cpu_before, cpu_after, targets // 10),
         "sandbox": sandbox_numbers(world_sandbox_url),
         "progress": {**c.summary_ms(poller.samples), "errors": poller.errors},
         "worker_idle_rss_mb": [round(b / 2**20, 1) for b in idle],
@@ -332,6 +379,7 @@ def baseline_case(conc: int, targets: int, sandbox_url: str) -> dict:
         client.do_action_with_exception(request)
 
     sandbox_reset(sandbox_url)
+    cpu_before = cpu_snapshot()
     started = time.perf_counter()
     with ThreadPoolExecutor(conc) as pool:
         list(pool.map(one, range(calls)))
@@ -341,6 +389,7 @@ def baseline_case(conc: int, targets: int, sandbox_url: str) -> dict:
         "targets": targets,
         "wall_seconds": round(wall, 2),
         "calls_per_second": round(calls / wall, 1),
+        "cpu_ms_per_call": cpu_per_call(cpu_before, cpu_snapshot(), calls),
         "sandbox": sandbox_numbers(sandbox_url),
         "load_after": c.load(),
     }
@@ -463,6 +512,16 @@ def main(argv=None) -> int:
                 ]
                 for r in results
             ],
+        )
+        parts = ["sandbox", "workers", "postgres", "redis", "bench", "total"]
+        print("\nCPU ms per call, by process (baseline: bench = the SDK client itself)")
+        c.table(
+            ["run", *parts],
+            [
+                [f"baseline C={conc}", *(b["cpu_ms_per_call"][k] for k in parts)]
+                for conc, b in sorted(baselines.items())
+            ]
+            + [[r["case"], *(r["cpu_ms_per_call"][k] for k in parts)] for r in results],
         )
         c.write_result(
             "dispatch_" + env.vendor,

@@ -7,12 +7,15 @@ At-least-once, never a second msgKey (DESIGN §4, §8):
 - Planning walks the target list by primary key in chunks, creating deliveries (each
   with its msgKey, fixed forever) and batches of at most 10 in one transaction per
   chunk together with the run's cursor and counters: a crash re-plans nothing twice.
-- Sending claims one batch at a time with one conditional UPDATE that bumps the
-  batch's lease token (the fence) and writes the Attempt row before the call. Every
+- Sending: each send job has one database thread and PUSH_CONCURRENCY caller threads.
+  In rounds of one transaction, the database thread records the answers that came back
+  and claims batches for idle callers, with one conditional UPDATE that bumps each
+  batch's lease token (the fence), writing the Attempt rows before any call. Every
   outcome write is conditional on that token, so a worker whose lease was taken over
   can never overwrite the newer claim. Retries happen here only: a transient or
   ambiguous failure releases the batch with a backoff (same msgKeys); a permanent one
-  finalises it.
+  finalises it. Outcome counts go to the job's own RunTally row, so rounds of
+  different jobs never wait on one shared row.
 - The sweeper returns expired leases to the queue (flagged ambiguous: the call may have
   gone out), re-queues work whose job vanished, and closes finished runs.
 """
@@ -472,6 +475,9 @@ class _Claim:
     target_count: int
     params: dict[str, str]
     attempt_id: int
+    lease_until: float = field(  # time.monotonic() when the lease in the database ends
+        default_factory=lambda: time.monotonic() + settings.PUSH_LEASE_SECONDS
+    )
 
 
 @dataclass
@@ -702,6 +708,14 @@ def _call(ctx: _RunContext, claim: _Claim) -> object:
                 TRANSIENT,
                 "Console.RateLimitWait",
                 _("No send slot under the credential's rate limit in time; the call was not made."),
+            )
+        if time.monotonic() > claim.lease_until - settings.PUSH_LEASE_SECONDS / 10:
+            # A ready claim waited (for a caller, or a send slot) until its lease all but
+            # ran out: the sweeper may already have handed the batch to another worker.
+            return PushError(
+                TRANSIENT,
+                "Console.LeaseShort",
+                _("The claim's lease ran short before the call could start; it was not made."),
             )
         reply = ctx.client.push_template(claim.params)
     except PushError as exc:
@@ -971,7 +985,7 @@ def backoff_seconds(attempt_no: int) -> float:
 
 
 def _tally(run_id: int, shard: int, column: str, count: int) -> None:
-    """Add `count` to this thread's tally row of the run (one statement, an upsert)."""
+    """Add `count` to this send job's tally row of the run (one statement, an upsert)."""
     assert column in ("sent", "failed", "cancelled")
     table = connection.ops.quote_name(RunTally._meta.db_table)
     values = {"sent": 0, "failed": 0, "cancelled": 0, column: count}

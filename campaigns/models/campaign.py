@@ -214,8 +214,8 @@ class Run(models.Model):
     planning_done = models.BooleanField(default=False)
     batch_count = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
-    # Outcome counts folded so far. While the run is open, sending threads count into
-    # their own RunTally rows instead (no shared row to queue on); closing the run folds
+    # Outcome counts folded so far. While the run is open, send jobs count into their
+    # own RunTally rows instead (no shared row to queue on); closing the run folds
     # them in. `counts()` gives the live figures either way.
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
@@ -317,10 +317,9 @@ class RunCounts:
 
 
 class RunTally(models.Model):
-    """Outcome counts of an open run, one row per sending thread (`shard`). Each thread
-    adds to its own row in the transaction that records an outcome, so recording never
-    waits on another thread; closing the run folds the rows into the run and deletes
-    them."""
+    """Outcome counts of an open run, one row per send job slot (`shard`). Each job adds
+    to its own row in the transaction that records outcomes, so recording never waits on
+    another job; closing the run folds the rows into the run and deletes them."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tallies")
     shard = models.PositiveIntegerField()
