@@ -120,7 +120,9 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while workers write; IMMEDIATE takes the write lock
-    # at BEGIN so concurrent writers queue on busy_timeout instead of failing mid-way.
+    # at BEGIN so concurrent writers queue instead of failing mid-way, and the backend
+    # queues them on an OS lock so a busy send job cannot starve a click (see its doc).
+    DATABASES["default"]["ENGINE"] = "pushconsole.sqlite"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
