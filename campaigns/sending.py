@@ -559,10 +559,10 @@ def _has_pending(run_id: int) -> bool:
 class _Sender:
     """The send loop of one job: this thread claims and records, `threads` callers call.
 
-    A few claims more than there are callers are kept ready, so a caller whose call ends
+    As many claims again as there are callers are kept ready, so a caller whose call ends
     takes the next one at once instead of waiting for this thread's next round. When the
-    run stops sending (pause, cancel), claims no caller has taken yet are released. After
-    a permanent failure callers take no claim until it is recorded, so a streak that
+    run stops sending (pause, cancel), claims not yet called are released. After a
+    permanent failure no caller starts a call until it is recorded, so a streak that
     pauses the campaign sends nothing beyond the calls already under way."""
 
     def __init__(
@@ -576,6 +576,7 @@ class _Sender:
         self.go.set()
         self.holds = 0
         self.holds_lock = threading.Lock()
+        self.stopped = False  # the run stopped sending: callers call nothing more
         self.busy = 0  # claims handed out whose outcome is not back yet
         self.refreshed = 0.0
         # where this thread's time went, for the job's result line
@@ -618,6 +619,7 @@ class _Sender:
                 self._unhold(outcomes)
                 if claims is None:
                     sending = False  # paused, cancelled or finished: no new claims
+                    self.stopped = True
                     self._release_ready()
                     self.go.set()
                     continue
@@ -676,7 +678,11 @@ class _Sender:
             _round(self.ctx, outcomes, 0, self.ctx.slot)
 
     def _call_loop(self) -> None:
-        while self.go.wait() and (claim := self.todo.get()) is not None:
+        while (claim := self.todo.get()) is not None:
+            self.go.wait()
+            if self.stopped:
+                self.done.put((claim, NOT_CALLED))
+                continue
             outcome = _call(self.ctx, claim)
             if _permanent(outcome):
                 with self.holds_lock:  # no caller starts a call until it is recorded
@@ -691,6 +697,9 @@ class _Sender:
                 self.holds -= count
                 if not self.holds:
                     self.go.set()
+
+
+NOT_CALLED = object()  # a caller's answer for a claim it held when the run stopped
 
 
 def _permanent(outcome: object) -> bool:
@@ -777,8 +786,12 @@ def _round(
 ) -> list[_Claim] | None:
     """One round of a send job's database work: record the answers that came back and
     claim up to `limit` due batches, in one transaction (each failure first in its own:
-    it may release, finalise or pause). Returns the new claims, or None when the run is
-    no longer sending."""
+    it may release, finalise or pause; claims a caller held uncalled when the run stopped
+    are released). Returns the new claims, or None when the run is no longer sending."""
+    unsent = [claim for claim, outcome in outcomes if outcome is NOT_CALLED]
+    if unsent:
+        _release_unsent(ctx, unsent)
+    outcomes = [(claim, outcome) for claim, outcome in outcomes if outcome is not NOT_CALLED]
     for claim, outcome in outcomes:
         if isinstance(outcome, PushError):
             _record_failure(ctx, claim, outcome, shard)

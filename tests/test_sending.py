@@ -419,3 +419,19 @@ def test_claims_released_after_a_cancel_end_cancelled(credential, template, sand
     assert sending.close_run_if_done(run.pk) == Run.Status.CANCELLED
     run.refresh_from_db()
     assert (run.cancelled, run.sent) == (30, 0) and not run.tallies.exists()
+
+
+def test_a_claim_a_caller_held_when_the_run_stopped_is_released_not_called(
+    credential, template, sandbox, marketer
+):
+    campaign = make_campaign(credential, template, make_list(20))
+    run = sending.launch(campaign, marketer)
+    sending.plan(run.pk)
+    ctx = context_for(run, credential)
+    held = sending._claim(ctx)  # noqa: SLF001
+    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert sending._round(ctx, [(held, sending.NOT_CALLED)], 1, 0) is None  # noqa: SLF001
+    batch = Batch.objects.get(pk=held.batch_id)
+    assert (batch.status, batch.attempts) == (Batch.Status.PENDING, 0)
+    assert not Attempt.objects.filter(batch=batch).exists()
+    assert not [r for r in sandbox.records() if r["action"] == "PushTemplate"]
