@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -170,6 +171,36 @@ class Env:
             print(f"kept {self.workdir}", file=sys.stderr)
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """`manage.py <args>` in its own session (so `stop` ends its children too), output
+    appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """SIGTERM the process's session, SIGKILL it after 15 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return  # already gone
+        proc.wait()
 
 
 @contextmanager

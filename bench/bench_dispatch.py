@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -96,35 +95,6 @@ def start_sandbox(latency: str, env: dict, log: Path):
         proc.kill()
         raise SystemExit(f"the sandbox did not start: {line!r}")
     return proc, line.split("listening on ", 1)[1].split()[0]
-
-
-def spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [c.PYTHON, "manage.py", *args],
-            cwd=c.ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop(proc) -> None:
-    import os
-
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        proc.wait()
 
 
 def sandbox_get(url: str, path: str) -> bytes:
@@ -286,10 +256,10 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
     )
     logs = env.workdir
     procs = [
-        spawn(["rqworker", "push"], child_env, logs / f"worker-{name}-{n}.log")
+        c.spawn(["rqworker", "push"], child_env, logs / f"worker-{name}-{n}.log")
         for n in range(workers)
     ]
-    sweeper = spawn(
+    sweeper = c.spawn(
         ["sweep", "--loop", "--interval", str(args.sweep_interval)],
         child_env,
         logs / f"sweeper-{name}.log",
@@ -321,7 +291,7 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
         sampler.join()
     finally:
         for proc in [*procs, sweeper]:
-            stop(proc)
+            c.stop(proc)
     run = Run.objects.get(pk=run.pk)
     growth = [max(0, peak - base) for peak, base in zip(sampler.peak, idle, strict=True)]
     return {
@@ -468,7 +438,7 @@ def main(argv=None) -> int:
                     flush=True,
                 )
         finally:
-            stop(sandbox)
+            c.stop(sandbox)
         for r in results:
             r["progress_met"] = (r["progress"]["p95_ms"] or 0) <= PROGRESS_P95_MS
             r["memory_met"] = r["worker_growth_mb"] <= MEMORY_TARGET_MB

@@ -18,16 +18,16 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-PYTHON = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+ROOT, PYTHON = c.ROOT, c.PYTHON
 KEY_ID, SECRET = "LTAIsoakKey0001", "soak-secret-0001"
 APP_ID, WORKSPACE, TEMPLATE = "ONEXSOAK000001", "default", "soak_tpl"
 UNLIMITED_RATE = 1_000_000.0  # --rate-limit 0: no limit worth the name
@@ -105,33 +105,6 @@ def start_sandbox(args: argparse.Namespace, workdir: Path, env: dict) -> tuple:
         raise SystemExit(f"the sandbox did not start: {line!r}")
     url = line.split("listening on ", 1)[1].split()[0]
     return proc, url, ledger
-
-
-def spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [PYTHON, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return  # already gone
-        proc.wait()
 
 
 def build_world(args: argparse.Namespace, sandbox_url: str):
@@ -316,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         sandbox, sandbox_url, ledger = start_sandbox(args, workdir, env)
         user, campaign = build_world(args, sandbox_url)
         workers = [
-            spawn(["rqworker", "push"], env, workdir / f"worker-{n}.log")
+            c.spawn(["rqworker", "push"], env, workdir / f"worker-{n}.log")
             for n in range(args.workers)
         ]
-        sweeper = spawn(
+        sweeper = c.spawn(
             ["sweep", "--loop", "--interval", str(args.sweep_interval)],
             env,
             workdir / "sweeper.log",
@@ -347,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         wall = time.monotonic() - started
         for proc in [*workers, sweeper]:
-            stop(proc)
-        stop(sandbox)  # flushes and closes the ledger
+            c.stop(proc)
+        c.stop(sandbox)  # flushes and closes the ledger
         numbers, checks = measure(args, run, campaign, ledger, wall)
         numbers["invariants"] = checks
         report(numbers, checks)
@@ -361,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(checks.values()) else 1
     finally:
         for proc in [*workers, sweeper, sandbox]:
-            stop(proc)
+            c.stop(proc)
         if redis_child is not None:
             from pushconsole import embedded_redis
 

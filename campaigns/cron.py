@@ -8,24 +8,9 @@ from rq import cron
 
 from campaigns import jobs
 
-cron.register(
-    jobs.sweep,
-    queue_name="push",
-    interval=settings.SWEEP_INTERVAL_SECONDS,
-    job_timeout=600,
-    result_ttl=300,
-)
-cron.register(
-    jobs.dispatch_due,
-    queue_name="push",
-    interval=settings.SWEEP_INTERVAL_SECONDS,
-    job_timeout=600,
-    result_ttl=300,
-)
-cron.register(
-    jobs.reconcile_schedules,
-    queue_name="push",
-    interval=settings.RECONCILE_INTERVAL_SECONDS,
-    job_timeout=600,
-    result_ttl=300,
-)
+for job, interval in (
+    (jobs.sweep, settings.SWEEP_INTERVAL_SECONDS),
+    (jobs.dispatch_due, settings.SWEEP_INTERVAL_SECONDS),
+    (jobs.reconcile_schedules, settings.RECONCILE_INTERVAL_SECONDS),
+):
+    cron.register(job, queue_name="push", interval=interval, job_timeout=600, result_ttl=300)

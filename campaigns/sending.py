@@ -490,7 +490,7 @@ class _RunContext:
     client: PushClient
     limiter: ratelimit.RateLimiter
     worker: str
-    slot: int = 0
+    slot: int = 0  # the send slot's index, which is also the job's RunTally shard
     stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0})
 
     def count(self, key: str, n: int = 1) -> None:
@@ -614,7 +614,7 @@ class _Sender:
             if outcomes or want:
                 self.rounds += 1
                 started = time.monotonic()
-                claims = _round(self.ctx, outcomes, want, self.ctx.slot)
+                claims = _round(self.ctx, outcomes, want)
                 self.seconds["db"] += time.monotonic() - started
                 self._unhold(outcomes)
                 if claims is None:
@@ -675,7 +675,7 @@ class _Sender:
 
     def _record(self, outcomes: list[tuple[_Claim, object]]) -> None:
         if outcomes:
-            _round(self.ctx, outcomes, 0, self.ctx.slot)
+            _round(self.ctx, outcomes, 0)
 
     def _call_loop(self) -> None:
         while (claim := self.todo.get()) is not None:
@@ -772,17 +772,17 @@ def _lock_run(run_id: int) -> str | None:
 
 def _claim(ctx: _RunContext) -> _Claim | None:
     """Claim the next due batch (tests drive claims by hand with it)."""
-    claims = _round(ctx, [], 1, ctx.slot)
+    claims = _round(ctx, [], 1)
     return claims[0] if claims else None
 
 
-def _send_one(ctx: _RunContext, claim: _Claim, shard: int) -> None:
+def _send_one(ctx: _RunContext, claim: _Claim) -> None:
     """Call and record one claim in this thread (tests drive claims by hand with it)."""
-    _round(ctx, [(claim, _call(ctx, claim))], 0, shard)
+    _round(ctx, [(claim, _call(ctx, claim))], 0)
 
 
 def _round(
-    ctx: _RunContext, outcomes: list[tuple[_Claim, object]], limit: int, shard: int
+    ctx: _RunContext, outcomes: list[tuple[_Claim, object]], limit: int
 ) -> list[_Claim] | None:
     """One round of a send job's database work: record the answers that came back and
     claim up to `limit` due batches, in one transaction (each failure first in its own:
@@ -794,7 +794,7 @@ def _round(
     outcomes = [(claim, outcome) for claim, outcome in outcomes if outcome is not NOT_CALLED]
     for claim, outcome in outcomes:
         if isinstance(outcome, PushError):
-            _record_failure(ctx, claim, outcome, shard)
+            _record_failure(ctx, claim, outcome)
     replies = [(claim, reply) for claim, reply in outcomes if isinstance(reply, PushReply)]
     claims: list[_Claim] | None = []
     streak = 0
@@ -802,7 +802,7 @@ def _round(
         with transaction.atomic():
             status, streak = _share_run(ctx.run_id)
             if replies:
-                _record_successes(ctx, replies, shard)
+                _record_successes(ctx, replies)
             if status != Run.Status.SENDING:
                 claims = None
             elif limit:
@@ -905,9 +905,7 @@ def _claim_due(ctx: _RunContext, limit: int) -> list[_Claim]:
     ]
 
 
-def _record_successes(
-    ctx: _RunContext, replies: list[tuple[_Claim, PushReply]], shard: int
-) -> None:
+def _record_successes(ctx: _RunContext, replies: list[tuple[_Claim, PushReply]]) -> None:
     """Inside a round's transaction, record accepted calls (a fixed number of statements
     however many): each batch still held under its claim's token becomes sent with its
     targets; a batch whose claim was taken over (a zombie's late answer) keeps the newer
@@ -987,7 +985,7 @@ def _record_successes(
                 status=Delivery.Status.SENT, result_code=code, finished_at=now
             )
         if current:
-            _tally(ctx.run_id, shard, "sent", sum(claim.target_count for claim, _r in current))
+            _tally(ctx, "sent", sum(claim.target_count for claim, _r in current))
     ctx.count("sent", len(current))
 
 
@@ -997,7 +995,7 @@ def backoff_seconds(attempt_no: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
 
 
-def _tally(run_id: int, shard: int, column: str, count: int) -> None:
+def _tally(ctx: _RunContext, column: str, count: int) -> None:
     """Add `count` to this send job's tally row of the run (one statement, an upsert)."""
     assert column in ("sent", "failed", "cancelled")
     table = connection.ops.quote_name(RunTally._meta.db_table)
@@ -1007,7 +1005,7 @@ def _tally(run_id: int, shard: int, column: str, count: int) -> None:
             f"INSERT INTO {table} (run_id, shard, sent, failed, cancelled) "  # noqa: S608
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, shard) "
             f"DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
-            [run_id, shard, values["sent"], values["failed"], values["cancelled"]],
+            [ctx.run_id, ctx.slot, values["sent"], values["failed"], values["cancelled"]],
         )
 
 
@@ -1026,7 +1024,7 @@ def _fold_tallies(run_id: int) -> None:
     RunTally.objects.filter(run_id=run_id).delete()
 
 
-def _record_failure(ctx: _RunContext, claim: _Claim, exc: PushError, shard: int) -> None:
+def _record_failure(ctx: _RunContext, claim: _Claim, exc: PushError) -> None:
     now = timezone.now()
     final = exc.kind == PERMANENT or claim.attempt_no >= settings.PUSH_MAX_ATTEMPTS
     result = {
@@ -1062,7 +1060,7 @@ def _record_failure(ctx: _RunContext, claim: _Claim, exc: PushError, shard: int)
             Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
                 status=delivery_status, result_code=exc.code[:64], finished_at=now
             )
-            _tally(ctx.run_id, shard, "failed" if final else "cancelled", claim.target_count)
+            _tally(ctx, "failed" if final else "cancelled", claim.target_count)
             if exc.kind == PERMANENT:
                 Run.objects.filter(pk=ctx.run_id).update(
                     consecutive_failures=F("consecutive_failures") + 1

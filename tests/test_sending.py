@@ -162,7 +162,7 @@ def test_pause_then_resume_never_resends_a_sent_target(credential, template, san
     sending.plan(run.pk)
     ctx = context_for(run, credential)
     for _ in range(2):  # two calls go out before the pause
-        sending._send_one(ctx, sending._claim(ctx), 0)  # noqa: SLF001
+        sending._send_one(ctx, sending._claim(ctx))  # noqa: SLF001
     sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
     assert sending._claim(ctx) is None  # noqa: SLF001 - no claims once paused
     drain()
@@ -240,12 +240,12 @@ def test_zombie_worker_cannot_overwrite_a_reclaimed_batch(
     assert sending.sweep().reclaimed == 1
     fresh = sending._claim(ctx)  # noqa: SLF001
     assert fresh.batch_id == zombie.batch_id and fresh.token == zombie.token + 1
-    sending._send_one(ctx, fresh, 0)  # noqa: SLF001
+    sending._send_one(ctx, fresh)  # noqa: SLF001
     batch = Batch.objects.get(pk=fresh.batch_id)
     assert batch.status == Batch.Status.SENT and batch.ambiguous
     winner = batch.request_id
     sandbox.configure(fail_code="3022")
-    sending._send_one(ctx, zombie, 1)  # the zombie finishes late, with a failure  # noqa: SLF001
+    sending._send_one(ctx, zombie)  # the zombie finishes late, with a failure  # noqa: SLF001
     batch.refresh_from_db()
     assert (batch.status, batch.request_id) == (Batch.Status.SENT, winner)
     assert Delivery.objects.filter(batch=batch, status=Delivery.Status.SENT).count() == 10
@@ -375,9 +375,9 @@ def test_a_zombies_late_success_is_logged_but_counts_once(
     )
     sending.sweep()
     fresh = sending._claim(ctx)  # noqa: SLF001
-    sending._send_one(ctx, fresh, 0)  # noqa: SLF001
+    sending._send_one(ctx, fresh)  # noqa: SLF001
     winner = Batch.objects.get(pk=fresh.batch_id).request_id
-    sending._send_one(ctx, zombie, 1)  # noqa: SLF001 - accepted too, but too late
+    sending._send_one(ctx, zombie)  # noqa: SLF001 - accepted too, but too late
     batch = Batch.objects.get(pk=fresh.batch_id)
     assert (batch.status, batch.request_id) == (Batch.Status.SENT, winner)
     late = Attempt.objects.get(pk=zombie.attempt_id)
@@ -430,7 +430,7 @@ def test_a_claim_a_caller_held_when_the_run_stopped_is_released_not_called(
     ctx = context_for(run, credential)
     held = sending._claim(ctx)  # noqa: SLF001
     sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
-    assert sending._round(ctx, [(held, sending.NOT_CALLED)], 1, 0) is None  # noqa: SLF001
+    assert sending._round(ctx, [(held, sending.NOT_CALLED)], 1) is None  # noqa: SLF001
     batch = Batch.objects.get(pk=held.batch_id)
     assert (batch.status, batch.attempts) == (Batch.Status.PENDING, 0)
     assert not Attempt.objects.filter(batch=batch).exists()

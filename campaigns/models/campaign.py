@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
-from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
@@ -184,6 +184,37 @@ class Campaign(models.Model):
         )
 
 
+def _per_run_sum(rows: models.QuerySet, column: str) -> Coalesce:
+    """Sum of `column` over the `rows` of the outer query's run (0 when none)."""
+    return Coalesce(
+        Subquery(
+            rows.filter(run=OuterRef("pk"))
+            .order_by()
+            .values("run")
+            .annotate(n=Sum(column))
+            .values("n")
+        ),
+        Value(0),
+    )
+
+
+class RunQuerySet(models.QuerySet):
+    def with_live_counts(self) -> RunQuerySet:
+        """Annotate live_sent / live_failed / live_cancelled (folded plus the tallies not
+        yet folded) and in_flight (targets of claimed batches)."""
+        from .ledger import Batch
+
+        tallies = RunTally.objects.all()
+        return self.annotate(
+            live_sent=F("sent") + _per_run_sum(tallies, "sent"),
+            live_failed=F("failed") + _per_run_sum(tallies, "failed"),
+            live_cancelled=F("cancelled") + _per_run_sum(tallies, "cancelled"),
+            in_flight=_per_run_sum(
+                Batch.objects.filter(status=Batch.Status.CLAIMED), "target_count"
+            ),
+        )
+
+
 class Run(models.Model):
     """One launch of a campaign. Its counters are maintained with every outcome write,
     so reading progress never counts deliveries."""
@@ -227,6 +258,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = RunQuerySet.as_manager()
+
     class Meta:
         ordering = ["campaign", "number"]
         constraints = [
@@ -240,52 +273,12 @@ class Run(models.Model):
         """The run's live counts in one statement (one snapshot): folded outcomes plus
         the tallies not yet folded; in flight = targets of claimed batches; pending =
         the rest of what is planned so far."""
-        from .ledger import Batch
-
-        def tally(column: str) -> Coalesce:
-            return Coalesce(
-                Subquery(
-                    RunTally.objects.filter(run=OuterRef("pk"))
-                    .order_by()
-                    .values("run")
-                    .annotate(n=Sum(column))
-                    .values("n")
-                ),
-                Value(0),
-            )
-
-        row = (
+        total, sent, failed, cancelled, in_flight = (
             Run.objects.filter(pk=self.pk)
-            .order_by()
-            .annotate(
-                t_sent=tally("sent"),
-                t_failed=tally("failed"),
-                t_cancelled=tally("cancelled"),
-                t_in_flight=Coalesce(
-                    Subquery(
-                        Batch.objects.filter(run=OuterRef("pk"), status=Batch.Status.CLAIMED)
-                        .order_by()
-                        .values("run")
-                        .annotate(n=Sum("target_count"))
-                        .values("n")
-                    ),
-                    Value(0),
-                ),
-            )
-            .values_list(
-                "total",
-                "sent",
-                "failed",
-                "cancelled",
-                "t_sent",
-                "t_failed",
-                "t_cancelled",
-                "t_in_flight",
-            )
+            .with_live_counts()
+            .values_list("total", "live_sent", "live_failed", "live_cancelled", "in_flight")
             .get()
         )
-        total, sent, failed, cancelled, t_sent, t_failed, t_cancelled, in_flight = row
-        sent, failed, cancelled = sent + t_sent, failed + t_failed, cancelled + t_cancelled
         return RunCounts(
             total=total,
             pending=max(0, total - sent - failed - cancelled - in_flight),

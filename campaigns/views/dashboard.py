@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
-from campaigns.models import Campaign, Credential, MessageTemplate, Run, RunTally, TargetList
+from campaigns.models import Campaign, Credential, MessageTemplate, Run, TargetList
 from campaigns.roles import can_read
 
 ACTIVE = [Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED]
@@ -19,30 +19,28 @@ ACTIVE = [Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSE
 @can_read
 def home(request):
     today = datetime.combine(timezone.localdate(), time.min, tzinfo=timezone.get_current_timezone())
-    running = list(
+    campaigns = list(
         Campaign.objects.filter(status__in=ACTIVE).select_related("credential").order_by("-pk")[:20]
     )
     latest = {}
-    for run in Run.objects.filter(campaign__in=running).order_by("campaign_id", "number"):
+    for run in Run.objects.filter(campaign__in=campaigns).order_by("campaign_id", "number"):
         latest[run.campaign_id] = run
-    # folded counts of today's runs plus the tallies of those still open
-    totals = Run.objects.filter(created_at__gte=today).aggregate(
-        sent=Sum("sent"), failed=Sum("failed")
-    )
-    open_totals = RunTally.objects.filter(run__created_at__gte=today).aggregate(
-        sent=Sum("sent"), failed=Sum("failed")
+    running = []
+    for campaign in campaigns:
+        run = latest.get(campaign.pk)
+        running.append((campaign, run, run.counts() if run else None))
+    totals = (
+        Run.objects.filter(created_at__gte=today)
+        .with_live_counts()
+        .aggregate(sent=Sum("live_sent"), failed=Sum("live_failed"))
     )
     return render(
         request,
         "campaigns/home.html",
         {
-            "running": [
-                (campaign, run, run.counts() if run else None)
-                for campaign in running
-                for run in [latest.get(campaign.pk)]
-            ],
-            "sent_today": (totals["sent"] or 0) + (open_totals["sent"] or 0),
-            "failed_today": (totals["failed"] or 0) + (open_totals["failed"] or 0),
+            "running": running,
+            "sent_today": totals["sent"] or 0,
+            "failed_today": totals["failed"] or 0,
             "credentials": Credential.objects.all(),
             "templates": MessageTemplate.objects.all()[:10],
             "target_lists": TargetList.objects.all()[:10],
