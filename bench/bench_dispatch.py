@@ -3,7 +3,7 @@
 One sandbox subprocess (--latency ms on every PushTemplate, no faults), an embedded Redis
 on a temp socket, a fresh database. For each case WORKERSxTHREADS (C = workers ×
 PUSH_CONCURRENCY in-flight calls, PUSH_JOBS_PER_RUN = workers) it starts the rqworker
-processes and a sweeper, launches a campaign of N targets with `sending.launch` and waits
+processes and a sweeper, launches a campaign of N targets with `lifecycle.launch` and waits
 until the run is finished. The default cases are 1x8 and 1x32: one send job (one database
 thread) with 8 or 32 callers; `--cases 2x16` splits C = 32 over two workers. Meanwhile:
 
@@ -235,7 +235,7 @@ class Poller(threading.Thread):
 
 
 def console_case(env, world, workers: int, threads: int, targets: int, args, rate_limit=None):
-    from campaigns import sending
+    from campaigns import lifecycle
     from campaigns.models import Credential, Run
 
     user, credential, template, auditor, target_lists = world
@@ -272,7 +272,7 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
         sampler.start()
         cpu_before = cpu_snapshot([*procs, sweeper])
         started = time.perf_counter()
-        run = sending.launch(campaign, user)
+        run = lifecycle.launch(campaign, user)
         poller = Poller(auditor, campaign.pk, args.poll_interval)
         poller.start()
         while True:

@@ -2,10 +2,10 @@
 
 Builds a target list of N targets (raw SQL), then measures:
 
-- launch: `sending.launch(campaign, user)` (validation, the conditional UPDATE, run 1,
+- launch: `lifecycle.launch(campaign, user)` (validation, the conditional UPDATE, run 1,
   the audit row, planning queued on an embedded Redis after commit), on --launches
   campaigns of that list; target ≤ 300 ms.
-- planning: `sending.plan(run_id)` called in-process until the run is planning_done
+- planning: `planning.plan(run_id)` called in-process until the run is planning_done
   (PUSH_JOB_SECONDS is set high so one call plans everything); target ≤ 2 × baseline.
 - baseline: the same delivery and batch rows for another run of the same list, read
   from the target table and bulk-inserted directly in one transaction (executemany on
@@ -44,7 +44,7 @@ def baseline_insert(run, target_list_id: int) -> int:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from campaigns.sending import msg_key
+    from campaigns.planning import msg_key
 
     now = timezone.now()
     pg = connection.vendor == "postgresql"
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     with c.Env(postgres=args.postgres, redis=True, extra=extra) as env:
         from django.db import connection
 
-        from campaigns import sending
+        from campaigns import lifecycle, planning
         from campaigns.models import Batch, Delivery, Run
 
         user, credential, template = c.make_campaign_world()
@@ -147,15 +147,15 @@ def main(argv=None) -> int:
         for k in range(args.launches):
             campaign = c.make_campaign(f"Launch {k}", credential, template, target_list)
             t0 = time.perf_counter()
-            run = sending.launch(campaign, user)
+            run = lifecycle.launch(campaign, user)
             launch_times.append(time.perf_counter() - t0)
             runs.append(run)
         run = runs[0]
         calls = 0
-        with c.timed() as planning:
+        with c.timed() as planned:
             while True:
                 calls += 1
-                outcome = sending.plan(run.pk)
+                outcome = planning.plan(run.pk)
                 run.refresh_from_db()
                 if run.planning_done or outcome == "duplicate":
                     break
@@ -164,21 +164,21 @@ def main(argv=None) -> int:
         batches = Batch.objects.filter(run=run).count()
         assert deliveries == args.targets, deliveries
         lt = c.summary_ms(launch_times)
-        ratio = planning["s"] / base["s"]
+        ratio = planned["s"] / base["s"]
         numbers = {
             "database": env.vendor,
             "targets": args.targets,
             "plan_chunk": args.plan_chunk,
             "launch": lt,
             "launch_met": lt["max_ms"] <= LAUNCH_TARGET_MS,
-            "planning_seconds": round(planning["s"], 2),
+            "planning_seconds": round(planned["s"], 2),
             "plan_calls": calls,
             "planned_deliveries": deliveries,
             "planned_batches": batches,
             "baseline_seconds": round(base["s"], 2),
             "planning_ratio": round(ratio, 2),
             "planning_met": ratio <= PLAN_TARGET_RATIO,
-            "targets_per_second_planning": round(args.targets / planning["s"]),
+            "targets_per_second_planning": round(args.targets / planned["s"]),
             "targets_per_second_baseline": round(args.targets / base["s"]),
         }
         print(f"\nlaunch + planning: {args.targets:,} targets on {env.vendor}; load {c.load()}")
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
                 ],
                 [
                     "planning s",
-                    round(planning["s"], 2),
+                    round(planned["s"], 2),
                     round(base["s"], 2),
                     round(ratio, 2),
                     f"≤ {PLAN_TARGET_RATIO} × baseline",

@@ -3,7 +3,7 @@
 Sets up a throwaway world (a temp VAR_DIR with a fresh SQLite database unless
 --database-url, an embedded Redis on a temp socket unless --redis-url, the mPaaS sandbox
 as a subprocess with a JSONL ledger), creates a credential, a template and a list of N
-targets through the ORM, launches with `sending.launch`, runs N `rqworker push`
+targets through the ORM, launches with `lifecycle.launch`, runs N `rqworker push`
 processes and a `sweep --loop` process until the run finishes, then prints throughput
 and the delivery invariants checked against the sandbox ledger. Exits 1 if an invariant
 fails. The numbers also go to bench/results/soak_pipeline.json.
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         from django.core.management import call_command
 
-        from campaigns import sending
+        from campaigns import lifecycle
 
         call_command("migrate", verbosity=0, interactive=False)
         sandbox, sandbox_url, ledger = start_sandbox(args, workdir, env)
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         time.sleep(1.0)  # let the workers import Django before the clock starts
         started = time.monotonic()
-        run = sending.launch(campaign, user)
+        run = lifecycle.launch(campaign, user)
         next_report = started + 5
         while True:
             run.refresh_from_db()

@@ -1,22 +1,28 @@
-"""Thin RQ entry points on the queue `push`. They take ids, never model instances or
-secrets, and call sending.py."""
+"""Thin RQ entry points on the queue `push`: they take ids, never model instances or
+secrets, and call the domain modules. `queueing` and `cron` refer to them as callables."""
 
 from __future__ import annotations
 
-from campaigns import scheduling, sending
-from campaigns.models import Credential
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext as _
+
+from campaigns import importing, planning, scheduling, sweeper
+from campaigns.models import Credential, TargetList
+from campaigns.sending import job as send_job
 
 
 def plan_run(run_id: int) -> str:
-    return sending.plan(run_id)
+    return planning.plan(run_id)
 
 
 def send_batches(run_id: int, slot: str) -> str:
-    return sending.send(run_id, slot)
+    return send_job.send(run_id, slot)
 
 
 def sweep() -> str:
-    return str(sending.sweep())
+    return str(sweeper.sweep())
 
 
 def import_targets_file(
@@ -24,16 +30,7 @@ def import_targets_file(
 ) -> str:
     """Import an upload too big for the request into a target list, reporting progress
     and the outcome to the import's Redis hash; the file is deleted whatever happens."""
-    from pathlib import Path
-
-    from django.contrib.auth import get_user_model
-    from django.utils.translation import gettext as _
-
-    from campaigns import importing
-    from campaigns.models import TargetList
-    from campaigns.views.target_lists import ImportStatus
-
-    status = ImportStatus(import_key, target_list_id)
+    status = importing.ImportStatus(import_key, target_list_id)
     try:
         target_list = TargetList.objects.get(pk=target_list_id)
         actor = get_user_model().objects.filter(pk=user_id).first()

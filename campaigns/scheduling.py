@@ -23,14 +23,12 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import django_rq
-import redis
 from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from campaigns import audit, dispatch, strategy
+from campaigns import audit, queueing, strategy
 from campaigns.conf import push_limits
 from campaigns.models import Campaign, Credential, Occurrence, Run, ScheduledTask
 from campaigns.models.campaign import ScheduleMode
@@ -198,13 +196,9 @@ def create_occurrences(campaign: Campaign, *, now: datetime) -> list[Occurrence]
 
 
 def _wake_at(moments: list[datetime]) -> None:
-    try:
-        queue = django_rq.get_queue(dispatch.QUEUE)
-        for moment in moments:
-            queue.enqueue_at(moment, "campaigns.jobs.dispatch_due", result_ttl=600)
-    except redis.RedisError as exc:
-        # the periodic due-check still dispatches them
-        log.warning("could not schedule wake-ups: %s", exc)
+    from campaigns import jobs  # jobs call this module
+
+    queueing.wake_at(moments, jobs.dispatch_due)
 
 
 def dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
@@ -275,7 +269,7 @@ def dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
                 obj=campaign,
                 details={"due_at": occurrence.due_at.isoformat(), "run": number},
             )
-            transaction.on_commit(lambda run_id=run.pk: dispatch.kick(run_id, plan=True))
+            transaction.on_commit(lambda run_id=run.pk: queueing.kick(run_id, plan=True))
             counts["dispatched"] += 1
     return counts
 

@@ -168,6 +168,17 @@ RESULT_CODES: dict[str, ResultCode] = {
     for code in codes.split()
 }
 
+SUCCESS_CODES = frozenset({"OK", "100"})
+
+
+def result_meaning(code: str) -> str:
+    """What a ResultCode means, in words ("" when the table does not know it)."""
+    if code in SUCCESS_CODES:
+        return str(gettext_lazy("Accepted"))
+    known = RESULT_CODES.get(code)
+    return str(known.meaning) if known else ""
+
+
 PLACEHOLDER_RE = re.compile(r"#(\w+)#", re.UNICODE)
 SMS_TEMPLATE_CODE_RE = re.compile(r"SMS_[0-9]+")
 

@@ -250,6 +250,8 @@ PUSH_BACKOFF_BASE = env_float("PUSH_BACKOFF_BASE", 0.5)
 PUSH_BACKOFF_MAX = env_float("PUSH_BACKOFF_MAX", 30.0)
 # A claimed batch not finished within the lease goes back to the queue (the sweeper).
 PUSH_LEASE_SECONDS = env_int("PUSH_LEASE_SECONDS", 45)
+# TTL of a running job's Redis slot key (refreshed every second while it works)
+PUSH_SLOT_SECONDS = env_int("PUSH_SLOT_SECONDS", PUSH_LEASE_SECONDS)
 PUSH_MAX_CONSECUTIVE_FAILURES = env_int("PUSH_MAX_CONSECUTIVE_FAILURES", 10)
 PUSH_JOBS_PER_RUN = env_int("PUSH_JOBS_PER_RUN", 2)  # send jobs working one run at once
 PUSH_JOB_SECONDS = env_int("PUSH_JOB_SECONDS", 30)  # a job hands over after this long
@@ -257,7 +259,11 @@ PUSH_PLAN_CHUNK = env_int("PUSH_PLAN_CHUNK", 5000)  # targets planned per transa
 PUSH_QUEUED_MARKER_SECONDS = env_int("PUSH_QUEUED_MARKER_SECONDS", 600)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 30)
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 600)
-# Test-only fault point (see sending.py); off unless named.
+# Target-list uploads: refused above TARGET_UPLOAD_MAX_BYTES before they are written;
+# up to TARGET_IMPORT_SYNC_BYTES import in the request, larger ones in a background job.
+TARGET_UPLOAD_MAX_BYTES = env_int("TARGET_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)
+TARGET_IMPORT_SYNC_BYTES = env_int("TARGET_IMPORT_SYNC_BYTES", 1024 * 1024)
+# Test-only fault point (see campaigns/faults.py); off unless named.
 PUSH_FAULT_POINT = os.environ.get("PUSH_FAULT_POINT", "")
 
 # The local mPaaS sandbox that `make run` starts and points the demo credential at.

@@ -14,7 +14,7 @@ from pathlib import Path
 import django_rq
 import psutil
 
-from campaigns import sending
+from campaigns import sweeper
 from campaigns.models import Attempt, Batch, Delivery, Run
 from tests.processes import ROOT, worker_env
 
@@ -146,7 +146,7 @@ def wait_until(
     timeout: float,
     what: str,
     *,
-    sweep: Callable[[], object] | None = sending.sweep,
+    sweep: Callable[[], object] | None = sweeper.sweep,
     tick: Callable[[], object] | None = None,
     poll: float = 0.1,
 ) -> float:

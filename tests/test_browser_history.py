@@ -10,7 +10,7 @@ import io
 import pytest
 from playwright.sync_api import expect
 
-from campaigns import sending
+from campaigns import lifecycle
 from campaigns.models import Delivery
 from tests.pipeline_helpers import drain, make_campaign
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def sent(credential, template, target_list, sandbox, marketer, redis_conn, settings):
     settings.PUSH_JOB_SECONDS = 5
     campaign = make_campaign(credential, template, target_list, task_name="Browser history sale")
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     drain()
     return campaign
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 from django.db import transaction
 
-from campaigns import sending
+from campaigns import lifecycle, sweeper
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
 from pushconsole import embedded_redis
 from tests.fault_helpers import (
@@ -78,7 +78,7 @@ def test_killed_work_horse_batch_is_reclaimed_and_resent_with_the_same_msgkeys(
     sandbox.configure(hold_rate=1.0, hold_seconds=8)
     campaign = make_campaign(credential, template, make_list(100))
     worker = fleet.worker()
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     fleet.wait_until(lambda: push_calls(sandbox.records()), 30, "a held call", sweep=None)
     sandbox.configure(hold_rate=0.0)  # calls from now on are answered at once
     time.sleep(0.5)  # calls that raced the change have arrived, held or not
@@ -131,7 +131,7 @@ def test_killed_worker_loses_nothing_and_recovers_within_a_lease(
     sandbox.configure(latency_ms="100-200")
     campaign = make_campaign(credential, template, make_list(2000))
     workers = fleet.workers(2)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
 
     def victim_found() -> bool:
         if sent_count(run) < 600:  # ~30 %
@@ -176,7 +176,7 @@ def test_crash_between_call_and_record_resends_the_batch_with_the_same_msgkeys(
     marker = tmp_path / "after_call.fired"
     campaign = make_campaign(credential, template, make_list(200))
     crasher = fleet.worker(PUSH_FAULT_POINT=f"after_call:{marker}")
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     fleet.wait_until(marker.exists, 30, "the fault point to fire", sweep=None)
     fleet.worker()  # a second, normal worker
     run = finish(fleet, run)
@@ -223,7 +223,7 @@ def test_zombie_call_returning_after_its_lease_was_reclaimed_is_fenced_out(
     sandbox.configure(hold_rate=1.0, hold_seconds=LEASE_SECONDS * 2)
     campaign = make_campaign(credential, template, make_list(100))
     fleet.worker(PUSH_CONCURRENCY="1")
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     fleet.wait_until(lambda: push_calls(sandbox.records()), 30, "a held call", sweep=None)
     sandbox.configure(hold_rate=0.0)
     [zombie_call] = push_calls(sandbox.records())
@@ -298,9 +298,9 @@ def test_cancel_mid_run_starts_no_new_call_and_cancels_the_rest(
     sandbox.configure(latency_ms="0-10")
     campaign = make_campaign(credential, template, make_list(2000))
     fleet.workers(2)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     fleet.wait_until(lambda: sent_count(run) >= 600, 60, "30 % sent")
-    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
     cancelled_at = time.time()  # cancel() has committed
     run = finish(fleet, run, timeout=30)
 
@@ -330,14 +330,14 @@ def test_cancel_committing_while_calls_fail_transiently_leaves_no_target_pending
     sandbox.configure(latency_ms="100-200")
     campaign = make_campaign(credential, template, make_list(3000))
     fleet.workers(2, PUSH_JOB_SECONDS="60")  # no hand-over gap while the cancel commits
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     fleet.wait_until(lambda: sent_count(run) >= 300, 60, "10 % sent")
     # From now on every call fails with a 5xx after a full second, so when the cancel
     # commits every sending thread is waiting on a call that will give its batch back.
     sandbox.configure(latency_ms=1000, error_5xx_rate=1.0)
     time.sleep(0.4)
     with transaction.atomic():
-        sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+        lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
         # Still committing when those failures are recorded (a long list or a busy
         # database keeps a cancel's transaction open this long too).
         time.sleep(1.5)
@@ -367,7 +367,7 @@ def test_burst_of_5xx_is_retried_with_the_same_msgkeys(
     sandbox.configure(latency_ms="5-15", error_5xx_rate=0.3, seed=11)
     campaign = make_campaign(credential, template, make_list(1000))
     fleet.workers(2)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     fleet.wait_until(lambda: sent_count(run) >= 300, 60, "30 % sent through the 5xx burst")
     sandbox.configure(error_5xx_rate=0.0)
     run = finish(fleet, run)
@@ -396,7 +396,7 @@ def test_qps_cap_throttling_8011_is_retried_until_accepted(
     sandbox.configure(qps_cap=10)  # 8 sending threads ask for far more
     campaign = make_campaign(credential, template, make_list(300))
     fleet.workers(2)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     run = finish(fleet, run)
 
     assert (run.status, run.sent, run.failed) == (Run.Status.COMPLETED, 300, 0)
@@ -419,7 +419,7 @@ def test_ambiguous_failures_are_resent_with_the_same_msgkeys(
     sandbox.configure(latency_ms="5-15", ambiguous_rate=0.05, seed=7)
     campaign = make_campaign(credential, template, make_list(1000))
     fleet.workers(2)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     run = finish(fleet, run)
 
     assert (run.status, run.sent, run.failed) == (Run.Status.COMPLETED, 1000, 0)
@@ -449,7 +449,7 @@ def test_permanent_3022_pauses_the_campaign_with_no_calls_beyond_those_in_flight
     sandbox.configure(latency_ms="20-50", fail_code="3022")
     campaign = make_campaign(credential, template, make_list(1000))
     fleet.workers(2, PUSH_MAX_CONSECUTIVE_FAILURES="5")
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
 
     def paused() -> bool:
         return Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.PAUSED).exists()
@@ -487,7 +487,7 @@ def test_rate_limit_holds_across_two_workers(credential, template, sandbox, mark
     credential.save()
     campaign = make_campaign(credential, template, make_list(1000))
     fleet.workers(2)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     run = finish(fleet, run)
 
     assert (run.status, run.sent) == (Run.Status.COMPLETED, 1000)
@@ -516,7 +516,7 @@ def test_redis_killed_and_restarted_empty_loses_nothing(
 
     def sweep_through_outage() -> None:
         try:
-            sending.sweep()
+            sweeper.sweep()
         except redis.ConnectionError as exc:
             # sweep() asks Redis which jobs vanished; while Redis is down the next sweep
             # simply tries again (as a supervised `sweep --loop` would after a restart).
@@ -526,7 +526,7 @@ def test_redis_killed_and_restarted_empty_loses_nothing(
         sandbox.configure(latency_ms="50-100")
         campaign = make_campaign(credential, template, make_list(2000))
         fleet.workers(2)
-        run = sending.launch(campaign, marketer)
+        run = lifecycle.launch(campaign, marketer)
         fleet.wait_until(lambda: sent_count(run) >= 600, 60, "30 % sent")
 
         server.kill()  # no shutdown save: everything in Redis is gone

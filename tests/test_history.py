@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import sending
+from campaigns import lifecycle
 from campaigns.exporting import csv_lines, neutralise
 from campaigns.forms.history import HistoryFilterForm
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
@@ -91,7 +91,7 @@ def sent(credential, template, target_list, sandbox, marketer, redis_conn, setti
     settings.PUSH_BACKOFF_BASE = 0.01
     settings.PUSH_JOB_SECONDS = 5
     campaign = make_campaign(credential, template, target_list, task_name="Spring sale")
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     drain()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED

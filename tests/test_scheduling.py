@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from campaigns import scheduling, sending, strategy
+from campaigns import lifecycle, scheduling, strategy
 from campaigns.models import Campaign, Occurrence, Run, ScheduledTask
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
 
@@ -143,7 +143,7 @@ def test_fixed_time_on_mpaas_records_a_task_id_per_call(
     clock, credential, template, target_list, sandbox, marketer
 ):
     campaign = fixed_campaign(credential, template, target_list, schedule_mode="mpaas")
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     drain()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SCHEDULED
@@ -161,18 +161,18 @@ def test_quota_guard_refuses_the_101st_task(
     clock, credential, template, target_list, sandbox, marketer
 ):
     first = fixed_campaign(credential, template, make_list(980, "big"), schedule_mode="mpaas")
-    sending.launch(first, marketer)  # 98 calls → 98 tasks
+    lifecycle.launch(first, marketer)  # 98 calls → 98 tasks
     drain()
     assert scheduling.tasks_in_use(credential.app_id) == 98
     second = fixed_campaign(credential, template, target_list, schedule_mode="mpaas")  # 3 calls
-    with pytest.raises(sending.LaunchError) as caught:
-        sending.launch(second, marketer)
+    with pytest.raises(lifecycle.LaunchError) as caught:
+        lifecycle.launch(second, marketer)
     message = caught.value.errors["schedule_mode"][0]
     assert "98 of 100" in message and "needs 3" in message and "this console" in message
     second.refresh_from_db()
     assert second.status == Campaign.Status.DRAFT
     small = fixed_campaign(credential, template, make_list(20, "small"), schedule_mode="mpaas")
-    sending.launch(small, marketer)  # exactly fills the quota: 100
+    lifecycle.launch(small, marketer)  # exactly fills the quota: 100
     drain()
     assert scheduling.tasks_in_use(credential.app_id) == 100
 
@@ -206,7 +206,7 @@ def test_reconcile_marks_executed_and_missing_tasks(
     clock, credential, template, target_list, sandbox, marketer, capsys
 ):
     campaign = fixed_campaign(credential, template, target_list, schedule_mode="mpaas")
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     drain()
     gone = ScheduledTask.objects.filter(campaign=campaign).first()
     ScheduledTask.objects.filter(pk=gone.pk).update(task_id="not-on-mpaas")
@@ -233,7 +233,7 @@ def test_cancel_with_a_mix_of_executed_and_unexecuted_tasks(
         schedule_mode="mpaas",
         fixed_time=NOW + dt.timedelta(minutes=30),
     )
-    sending.launch(early, marketer)
+    lifecycle.launch(early, marketer)
     drain()
     late_ids = []
     for n in range(2):
@@ -245,13 +245,13 @@ def test_cancel_with_a_mix_of_executed_and_unexecuted_tasks(
             schedule_mode="mpaas",
             fixed_time=NOW + dt.timedelta(days=2),
         )
-        sending.launch(late, marketer)
+        lifecycle.launch(late, marketer)
         drain()
         late_ids.append(ScheduledTask.objects.get(campaign=late).task_id)
     # Put all three tasks on one campaign so a single cancel meets both kinds.
     ScheduledTask.objects.update(campaign=early)
     sandbox.set_clock_offset(3600)  # the early task has run on mPaaS
-    result = sending.cancel(Campaign.objects.get(pk=early.pk), marketer)
+    result = lifecycle.cancel(Campaign.objects.get(pk=early.pk), marketer)
     early_id = ScheduledTask.objects.exclude(task_id__in=late_ids).get().task_id
     assert sorted(result["cancelled"]) == sorted(late_ids)
     assert result["already_executed"] == [early_id]
@@ -283,7 +283,7 @@ def test_console_weekly_schedule_dispatches_each_occurrence_as_a_new_run(
     clock, credential, template, target_list, sandbox, marketer
 ):
     campaign = console_weekly(credential, template, target_list)
-    assert sending.launch(campaign, marketer) is None
+    assert lifecycle.launch(campaign, marketer) is None
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SCHEDULED
     due = list(Occurrence.objects.filter(campaign=campaign).values_list("due_at", flat=True))
@@ -316,7 +316,7 @@ def test_a_late_occurrence_within_expiry_is_sent_and_beyond_it_is_recorded_misse
     clock, credential, template, target_list, sandbox, marketer
 ):
     campaign = console_weekly(credential, template, target_list, expired_seconds=600)
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     clock.move_to(dt.datetime(2026, 3, 2, 11, 9, tzinfo=SHANGHAI))  # 9 min late: still ok
     assert scheduling.dispatch_due() == {"dispatched": 1, "missed": 0}
     clock.move_to(dt.datetime(2026, 3, 5, 11, 11, tzinfo=SHANGHAI))  # 11 min late: missed
@@ -330,7 +330,7 @@ def test_two_schedulers_at_once_dispatch_an_occurrence_once(
     clock, credential, template, target_list, sandbox, marketer
 ):
     campaign = console_weekly(credential, template, target_list)
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     clock.move_to(dt.datetime(2026, 3, 2, 11, 0, 1, tzinfo=SHANGHAI))
     results = []
     barrier = threading.Barrier(2)
@@ -357,12 +357,12 @@ def test_pause_and_cancel_stop_future_occurrences(
     clock, credential, template, target_list, sandbox, marketer
 ):
     campaign = console_weekly(credential, template, target_list)
-    sending.launch(campaign, marketer)
-    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.launch(campaign, marketer)
+    lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
     clock.move_to(dt.datetime(2026, 3, 2, 11, 0, 1, tzinfo=SHANGHAI))
     assert scheduling.dispatch_due() == {"dispatched": 0, "missed": 0}
-    sending.resume(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.resume(Campaign.objects.get(pk=campaign.pk), marketer)
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SCHEDULED
-    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
     assert not Occurrence.objects.filter(campaign=campaign, status="pending").exists()
     assert Occurrence.objects.filter(campaign=campaign, status="cancelled").count() == 5

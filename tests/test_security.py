@@ -28,7 +28,7 @@ from django.urls.exceptions import Resolver404
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from campaigns import sending
+from campaigns import lifecycle
 from campaigns.models import (
     AuditEvent,
     Batch,
@@ -71,7 +71,7 @@ def world(credential, template, target_list, sandbox, marketer, redis_conn, sett
     settings.PUSH_BACKOFF_BASE = 0.01
     settings.PUSH_JOB_SECONDS = 5
     sent = make_campaign(credential, template, target_list, task_name="Sent sale")
-    sending.launch(sent, marketer)
+    lifecycle.launch(sent, marketer)
     drain()
     sent.refresh_from_db()
     assert sent.status == Campaign.Status.COMPLETED
@@ -279,7 +279,7 @@ def test_jobs_carry_ids_only_and_redis_never_holds_the_secret(
 ):
     settings.PUSH_JOB_SECONDS = 5
     campaign = make_campaign(credential, template, target_list)
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     queue = django_rq.get_queue("push")
     jobs = queue.jobs
     assert jobs, "launch queued no job"
@@ -310,7 +310,7 @@ def test_no_log_line_holds_the_secret_even_at_debug(
     connection.force_debug_cursor = True  # SQL and its parameters are logged too
     try:
         campaign = make_campaign(credential, template, target_list)
-        sending.launch(campaign, marketer)
+        lifecycle.launch(campaign, marketer)
         drain()
     finally:
         connection.force_debug_cursor = False

@@ -12,8 +12,11 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaigns import ratelimit, sending
+from campaigns import lifecycle, planning, queueing, ratelimit, sweeper
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
+from campaigns.sending import job
+from campaigns.sending.claims import Outcome
+from campaigns.sending.recorder import RunLedger
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +35,7 @@ def test_launch_sends_every_target_once_in_calls_of_at_most_ten(
     credential, template, target_list, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, target_list)
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     assert campaign.status == Campaign.Status.QUEUED
     drain()
     campaign.refresh_from_db()
@@ -61,9 +64,9 @@ def test_launch_sends_every_target_once_in_calls_of_at_most_ten(
 
 def test_launch_twice_starts_one_run(credential, template, target_list, sandbox, marketer):
     campaign = make_campaign(credential, template, target_list)
-    sending.launch(campaign, marketer)
-    with pytest.raises(sending.StateError, match="already launched"):
-        sending.launch(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.launch(campaign, marketer)
+    with pytest.raises(lifecycle.StateError, match="already launched"):
+        lifecycle.launch(Campaign.objects.get(pk=campaign.pk), marketer)
     assert Run.objects.filter(campaign=campaign).count() == 1
 
 
@@ -71,8 +74,8 @@ def test_launch_refuses_an_invalid_campaign_and_changes_nothing(
     credential, template, target_list, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, target_list, template_values={"name": "A"})
-    with pytest.raises(sending.LaunchError) as caught:
-        sending.launch(campaign, marketer)
+    with pytest.raises(lifecycle.LaunchError) as caught:
+        lifecycle.launch(campaign, marketer)
     assert "#coupon#" in " ".join(caught.value.errors["template_values"])
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT
@@ -85,7 +88,7 @@ def test_transient_errors_retry_with_the_same_msgkeys(
     settings.PUSH_MAX_ATTEMPTS = 30
     sandbox.configure(error_5xx_rate=0.3, throttle_rate=0.1, seed=7)
     campaign = make_campaign(credential, template, make_list(200))
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     drain()
     run.refresh_from_db()
     assert (run.sent, run.failed) == (200, 0)
@@ -107,7 +110,7 @@ def test_ambiguous_failures_retry_with_the_same_msgkeys_and_stay_flagged(
     settings.PUSH_MAX_ATTEMPTS = 30
     sandbox.configure(ambiguous_rate=0.3, seed=3)
     campaign = make_campaign(credential, template, make_list(100))
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     drain()
     run.refresh_from_db()
     assert (run.sent, run.failed) == (100, 0)
@@ -127,7 +130,7 @@ def test_permanent_failures_pause_the_campaign_with_the_reason(
     settings.PUSH_CONCURRENCY = 1
     sandbox.configure(fail_code="3022")
     campaign = make_campaign(credential, template, make_list(200))
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     drain()
     campaign.refresh_from_db()
     run.refresh_from_db()
@@ -142,38 +145,39 @@ def test_permanent_failures_pause_the_campaign_with_the_reason(
     check_invariants(campaign, sandbox.records())
 
 
-def context_for(run, credential, rate=100):
-    campaign = run.campaign
-    return sending._RunContext(  # noqa: SLF001 - drive claims by hand
-        run_id=run.pk,
-        campaign_id=campaign.pk,
-        spec=campaign.push_spec(),
-        credential_id=credential.pk,
-        app_id=credential.app_id,
-        client=sending.PushClient(credential),
-        limiter=ratelimit.for_credential(sending.dispatch.connection(), credential.pk, rate),
-        worker="test",
-    )
+def ledger_for(run):
+    """The database side of a send job of `run`, driven by hand (claims one at a time)."""
+    return RunLedger(job.context_for(run.pk, queueing.Slot("send", 0)))
+
+
+def claim_one(ledger):
+    claims = ledger.round([], 1)
+    return claims[0] if claims else None
+
+
+def send_one(ledger, claim):
+    """Call and record one claim in this thread."""
+    ledger.round([job.call(ledger.ctx, claim)], 0)
 
 
 def test_pause_then_resume_never_resends_a_sent_target(credential, template, sandbox, marketer):
     campaign = make_campaign(credential, template, make_list(60))
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    ctx = context_for(run, credential)
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
     for _ in range(2):  # two calls go out before the pause
-        sending._send_one(ctx, sending._claim(ctx))  # noqa: SLF001
-    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
-    assert sending._claim(ctx) is None  # noqa: SLF001 - no claims once paused
+        send_one(ledger, claim_one(ledger))
+    lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert claim_one(ledger) is None
     drain()
     run.refresh_from_db()
     assert run.status == Run.Status.PAUSED
     assert (run.counts().sent, run.counts().pending) == (20, 40)
-    sending.resume(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.resume(Campaign.objects.get(pk=campaign.pk), marketer)
     drain()
     run.refresh_from_db()
     assert (run.status, run.sent) == (Run.Status.COMPLETED, 60)
-    sending.sweep()
+    sweeper.sweep()
     drain()
     calls = [r for r in sandbox.records() if r["action"] == "PushTemplate"]
     assert len(calls) == 6
@@ -185,9 +189,9 @@ def test_cancel_ends_pending_targets_as_cancelled_with_no_calls(
     credential, template, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, make_list(120))
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
     drain()
     run.refresh_from_db()
     campaign.refresh_from_db()
@@ -206,12 +210,12 @@ def test_retry_failed_targets_starts_a_new_run_with_new_msgkeys(
     settings.PUSH_MAX_CONSECUTIVE_FAILURES = 1000
     sandbox.configure(fail_code="3023")
     campaign = make_campaign(credential, template, make_list(30))
-    first = sending.launch(campaign, marketer)
+    first = lifecycle.launch(campaign, marketer)
     drain()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.FAILED
     sandbox.configure(fail_code=None)
-    second = sending.retry_failed(campaign, marketer)
+    second = lifecycle.retry_failed(campaign, marketer)
     drain()
     second.refresh_from_db()
     campaign.refresh_from_db()
@@ -221,8 +225,8 @@ def test_retry_failed_targets_starts_a_new_run_with_new_msgkeys(
     new_keys = set(Delivery.objects.filter(run=second).values_list("msg_key", flat=True))
     assert len(new_keys) == 30 and not old_keys & new_keys
     assert AuditEvent.objects.filter(action="campaign.retry_failed").count() == 1
-    with pytest.raises(sending.StateError):
-        sending.retry_failed(campaign, marketer)
+    with pytest.raises(lifecycle.StateError):
+        lifecycle.retry_failed(campaign, marketer)
     check_invariants(campaign, sandbox.records())
 
 
@@ -230,22 +234,22 @@ def test_zombie_worker_cannot_overwrite_a_reclaimed_batch(
     credential, template, target_list, sandbox, marketer, settings
 ):
     campaign = make_campaign(credential, template, target_list)
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    ctx = context_for(run, credential)
-    zombie = sending._claim(ctx)  # noqa: SLF001
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    zombie = claim_one(ledger)
     Batch.objects.filter(pk=zombie.batch_id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert sending.sweep().reclaimed == 1
-    fresh = sending._claim(ctx)  # noqa: SLF001
+    assert sweeper.sweep().reclaimed == 1
+    fresh = claim_one(ledger)
     assert fresh.batch_id == zombie.batch_id and fresh.token == zombie.token + 1
-    sending._send_one(ctx, fresh)  # noqa: SLF001
+    send_one(ledger, fresh)
     batch = Batch.objects.get(pk=fresh.batch_id)
     assert batch.status == Batch.Status.SENT and batch.ambiguous
     winner = batch.request_id
     sandbox.configure(fail_code="3022")
-    sending._send_one(ctx, zombie)  # the zombie finishes late, with a failure  # noqa: SLF001
+    send_one(ledger, zombie)  # the zombie finishes late, with a failure
     batch.refresh_from_db()
     assert (batch.status, batch.request_id) == (Batch.Status.SENT, winner)
     assert Delivery.objects.filter(batch=batch, status=Delivery.Status.SENT).count() == 10
@@ -255,10 +259,10 @@ def test_sweeper_rebuilds_the_queue_after_redis_loses_everything(
     credential, template, sandbox, marketer, redis_conn
 ):
     campaign = make_campaign(credential, template, make_list(80))
-    run = sending.launch(campaign, marketer)
+    run = lifecycle.launch(campaign, marketer)
     redis_conn.flushdb()  # Redis restarted empty: the planning job is gone
     assert drain() == 0
-    report = sending.sweep()
+    report = sweeper.sweep()
     assert report.kicked >= 1
     drain()
     run.refresh_from_db()
@@ -270,7 +274,7 @@ def test_campaign_status_prints_counters_and_outcomes(
     credential, template, target_list, sandbox, marketer, capsys
 ):
     campaign = make_campaign(credential, template, target_list)
-    sending.launch(campaign, marketer)
+    lifecycle.launch(campaign, marketer)
     call_command("campaign_status", campaign.pk)
     assert "pending 0, in flight 0, sent 0" in capsys.readouterr().out
     drain()
@@ -278,7 +282,7 @@ def test_campaign_status_prints_counters_and_outcomes(
     out = capsys.readouterr().out
     assert "Completed" in out
     assert "sent 25, failed 0" in out
-    assert "OK: 25 target(s) in 3 call(s)" in out
+    assert "OK (Accepted): 25 target(s) in 3 call(s)" in out
 
 
 def test_launch_campaign_command_reports_rule_errors(credential, template, target_list, sandbox):
@@ -309,7 +313,7 @@ def test_rate_limiter_never_admits_more_than_the_limit_in_any_window(redis_conn)
     st.integers(min_value=1, max_value=50),
 )
 def test_batcher_never_makes_a_call_over_ten_or_repeats_a_target(refs, size):
-    groups = sending.batches_of(refs, size)
+    groups = planning.batches_of(refs, size)
     assert all(1 <= len(group) <= 10 for group in groups)
     flat = [item for group in groups for item in group]
     assert flat == refs  # every target once, in order
@@ -319,8 +323,8 @@ def test_planning_a_run_cancelled_before_planning_records_every_target_cancelled
     credential, template, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, make_list(45))
-    run = sending.launch(campaign, marketer)
-    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    run = lifecycle.launch(campaign, marketer)
+    lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
     drain()  # the planning job still walks the list, recording each target as cancelled
     run.refresh_from_db()
     assert (run.status, run.total, run.cancelled, run.planning_done) == (
@@ -342,8 +346,8 @@ def test_planning_in_chunks_gives_each_target_one_delivery_in_order(
     settings.PUSH_PLAN_CHUNK = 30  # 97 targets: four chunks, the last one short
     target_list = make_list(97)
     campaign = make_campaign(credential, template, target_list)
-    run = sending.launch(campaign, marketer)
-    while not sending._plan_chunk(run.pk):  # noqa: SLF001 - one chunk per transaction
+    run = lifecycle.launch(campaign, marketer)
+    while not planning.plan_chunk(run.pk):
         pass
     run.refresh_from_db()
     targets = list(target_list.targets.order_by("pk").values_list("pk", "target_id"))
@@ -366,18 +370,18 @@ def test_a_zombies_late_success_is_logged_but_counts_once(
     credential, template, target_list, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, target_list)
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    ctx = context_for(run, credential)
-    zombie = sending._claim(ctx)  # noqa: SLF001
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    zombie = claim_one(ledger)
     Batch.objects.filter(pk=zombie.batch_id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    sending.sweep()
-    fresh = sending._claim(ctx)  # noqa: SLF001
-    sending._send_one(ctx, fresh)  # noqa: SLF001
+    sweeper.sweep()
+    fresh = claim_one(ledger)
+    send_one(ledger, fresh)
     winner = Batch.objects.get(pk=fresh.batch_id).request_id
-    sending._send_one(ctx, zombie)  # noqa: SLF001 - accepted too, but too late
+    send_one(ledger, zombie)
     batch = Batch.objects.get(pk=fresh.batch_id)
     assert (batch.status, batch.request_id) == (Batch.Status.SENT, winner)
     late = Attempt.objects.get(pk=zombie.attempt_id)
@@ -389,34 +393,34 @@ def test_claims_no_caller_took_are_released_when_the_run_stops(
     credential, template, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, make_list(40))
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    ctx = context_for(run, credential)
-    ready = [sending._claim(ctx) for _ in range(2)]  # noqa: SLF001 - claimed, never called
-    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
-    assert sending._claim(ctx) is None  # noqa: SLF001
-    sending._release_unsent(ctx, ready)  # noqa: SLF001
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    ready = [claim_one(ledger) for _ in range(2)]
+    lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert claim_one(ledger) is None
+    ledger.release(ready)
     for claim in ready:
         batch = Batch.objects.get(pk=claim.batch_id)
         assert (batch.status, batch.attempts) == (Batch.Status.PENDING, 0)
         assert not Attempt.objects.filter(pk=claim.attempt_id).exists()  # no call was made
     assert run.counts().in_flight == 0
-    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
     assert not Batch.objects.filter(run=run, status=Batch.Status.PENDING).exists()
     assert not [r for r in sandbox.records() if r["action"] == "PushTemplate"]
 
 
 def test_claims_released_after_a_cancel_end_cancelled(credential, template, sandbox, marketer):
     campaign = make_campaign(credential, template, make_list(30))
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    ctx = context_for(run, credential)
-    ready = sending._claim(ctx)  # noqa: SLF001
-    sending.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
-    sending._release_unsent(ctx, [ready])  # noqa: SLF001
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    ready = claim_one(ledger)
+    lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+    ledger.release([ready])
     assert Batch.objects.get(pk=ready.batch_id).status == Batch.Status.CANCELLED
     assert run.counts().cancelled == 30
-    assert sending.close_run_if_done(run.pk) == Run.Status.CANCELLED
+    assert sweeper.close_run_if_done(run.pk) == Run.Status.CANCELLED
     run.refresh_from_db()
     assert (run.cancelled, run.sent) == (30, 0) and not run.tallies.exists()
 
@@ -425,12 +429,12 @@ def test_a_claim_a_caller_held_when_the_run_stopped_is_released_not_called(
     credential, template, sandbox, marketer
 ):
     campaign = make_campaign(credential, template, make_list(20))
-    run = sending.launch(campaign, marketer)
-    sending.plan(run.pk)
-    ctx = context_for(run, credential)
-    held = sending._claim(ctx)  # noqa: SLF001
-    sending.pause(Campaign.objects.get(pk=campaign.pk), marketer)
-    assert sending._round(ctx, [(held, sending.NOT_CALLED)], 1) is None  # noqa: SLF001
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    held = claim_one(ledger)
+    lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert ledger.round([Outcome.not_called(held)], 1) is None
     batch = Batch.objects.get(pk=held.batch_id)
     assert (batch.status, batch.attempts) == (Batch.Status.PENDING, 0)
     assert not Attempt.objects.filter(batch=batch).exists()

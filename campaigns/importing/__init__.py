@@ -8,10 +8,13 @@ The import streams, a block of the file at a time, in three steps:
 - `writing.py` checks the upload size, writes the valid IDs in chunks (one transaction
   each, keeping `target_count`), counts duplicates and keeps the error report.
 
+- `status.py` keeps an import's progress and outcome in Redis and queues big uploads.
+
 Callers use the names below: `from campaigns.importing import import_targets`.
 """
 
 from campaigns.importing.parsing import MAX_LINE_BYTES, ImportFileError, Row, iter_ids
+from campaigns.importing.status import ImportStatus, queue_file_import
 from campaigns.importing.validation import TARGET_ID_MAX_LENGTH, validate_target_id
 from campaigns.importing.writing import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -34,6 +37,7 @@ __all__ = [
     "TARGET_ID_MAX_LENGTH",
     "ImportFileError",
     "ImportResult",
+    "ImportStatus",
     "Progress",
     "Row",
     "check_upload_size",
@@ -41,6 +45,7 @@ __all__ = [
     "import_text",
     "iter_ids",
     "max_upload_bytes",
+    "queue_file_import",
     "safe_csv_value",
     "validate_target_id",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
@@ -47,6 +47,27 @@ class Campaign(models.Model):
         COMPLETED = "completed", _("Completed")
         COMPLETED_WITH_ERRORS = "completed_with_errors", _("Completed with errors")
         FAILED = "failed", _("Failed")
+
+    # The campaign's state machine: which statuses each action may start from. Every
+    # action moves the campaign with one conditional UPDATE (`move`), so a double click
+    # or two processes act once.
+    LAUNCHABLE = frozenset({Status.DRAFT})
+    PAUSABLE = frozenset({Status.QUEUED, Status.SENDING})  # + console-kept schedules
+    RESUMABLE = frozenset({Status.PAUSED})
+    CANCELLABLE = frozenset({Status.QUEUED, Status.SENDING, Status.PAUSED, Status.SCHEDULED})
+    RETRYABLE = frozenset({Status.COMPLETED_WITH_ERRORS, Status.FAILED, Status.CANCELLED})
+    # Sending now: its page polls progress. In progress: listed as running.
+    SENDING_NOW = frozenset({Status.QUEUED, Status.SENDING})
+    IN_PROGRESS = frozenset({Status.QUEUED, Status.SENDING, Status.PAUSED})
+    # The colour a status badge takes (Bootstrap's text-bg-*).
+    STATUS_TONES = {
+        Status.COMPLETED: "success",
+        Status.COMPLETED_WITH_ERRORS: "warning",
+        Status.FAILED: "danger",
+        Status.SENDING: "primary",
+        Status.QUEUED: "primary",
+        Status.PAUSED: "warning",
+    }
 
     # Basics
     task_name = models.CharField(_("task name"), max_length=128)
@@ -144,8 +165,47 @@ class Campaign(models.Model):
     def delivery_type_label(self) -> str:
         return DeliveryType(self.delivery_type).label
 
+    def pausable_from(self) -> frozenset[str]:
+        """A schedule kept in this console can also be paused while it waits."""
+        if self.schedule_resolved == ScheduleMode.CONSOLE:
+            return self.PAUSABLE | {self.Status.SCHEDULED}
+        return self.PAUSABLE
+
+    def status_tone(self) -> str:
+        return self.STATUS_TONES.get(self.status, "secondary")
+
     def can_launch(self) -> bool:
+        return self.status in self.LAUNCHABLE
+
+    def can_edit(self) -> bool:
         return self.status == self.Status.DRAFT
+
+    def can_pause(self) -> bool:
+        return self.status in self.pausable_from()
+
+    def can_resume(self) -> bool:
+        return self.status in self.RESUMABLE
+
+    def can_cancel(self) -> bool:
+        return self.status in self.CANCELLABLE
+
+    def can_retry(self) -> bool:
+        """A finished campaign whose latest run is closed with failed targets."""
+        if self.status not in self.RETRYABLE:
+            return False
+        run = self.latest_run()
+        return run is not None and run.finished_at is not None and run.failed > 0
+
+    def is_sending_now(self) -> bool:
+        return self.status in self.SENDING_NOW
+
+    def latest_run(self) -> Run | None:
+        return self.runs.order_by("-number").first()
+
+    def move(self, allowed: frozenset[str], **fields) -> bool:
+        """Conditional UPDATE: set `fields` only if the campaign's status in the database
+        is one of `allowed`. Returns whether it did."""
+        return bool(Campaign.objects.filter(pk=self.pk, status__in=allowed).update(**fields))
 
     def push_spec(self) -> strategy.PushSpec:
         """This campaign as the plain value strategy.py validates and turns into params."""
@@ -199,6 +259,38 @@ def _per_run_sum(rows: models.QuerySet, column: str) -> Coalesce:
 
 
 class RunQuerySet(models.QuerySet):
+    def lock(self, run_id: int) -> str | None:
+        """Inside a transaction: lock the run's row and return its status. Transactions
+        that change a run's state take this lock first (campaign, then run, then
+        batches), so they cannot deadlock, and a status read under it cannot go stale
+        before the commit. (Send rounds take a shared lock instead: `share`.)"""
+        # No ordering (the default one joins the campaign, and FOR UPDATE would lock that
+        # row too, out of order), and OF self.
+        return (
+            self.select_for_update(of=("self",))
+            .filter(pk=run_id)
+            .order_by()
+            .values_list("status", flat=True)
+            .first()
+        )
+
+    def share(self, run_id: int) -> tuple[str, int]:
+        """Inside a transaction: the run's status and failure streak under a shared lock
+        on its row (PostgreSQL; SQLite has one writer at a time anyway). Send rounds do
+        not exclude each other, but pause and cancel, which update the row, wait for
+        rounds in progress and rounds wait for them, so no batch is claimed after a pause
+        or cancel commits. A holder must never update the run row (two would deadlock
+        upgrading)."""
+        table = connection.ops.quote_name(Run._meta.db_table)
+        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}",  # noqa: S608
+                [run_id],
+            )
+            status, streak = cursor.fetchone()
+        return status, streak
+
     def with_live_counts(self) -> RunQuerySet:
         """Annotate live_sent / live_failed / live_cancelled (folded plus the tallies not
         yet folded) and in_flight (targets of claimed batches)."""
@@ -232,6 +324,10 @@ class Run(models.Model):
         COMPLETED = "completed", _("Completed")
         COMPLETED_WITH_ERRORS = "completed_with_errors", _("Completed with errors")
         FAILED = "failed", _("Failed")
+
+    # Runs that may still send, and those whose jobs are working.
+    OPEN = frozenset({Status.PLANNING, Status.SENDING, Status.PAUSED})
+    WORKING = frozenset({Status.PLANNING, Status.SENDING})
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="runs")
     number = models.PositiveIntegerField()
@@ -287,6 +383,42 @@ class Run(models.Model):
             failed=failed,
             cancelled=cancelled,
         )
+
+    def outcomes(self) -> list[OutcomeRow]:
+        """Finished calls of this run grouped by status and ResultCode, most targets
+        first, each with the code's meaning (mPaaS's code table)."""
+        from .ledger import Batch
+
+        rows = (
+            Batch.objects.filter(run=self)
+            .exclude(status__in=Batch.OPEN_STATUSES)
+            .values("status", "result_code")
+            .annotate(calls=models.Count("pk"), targets=Sum("target_count"))
+            .order_by("-targets")
+        )
+        return [
+            OutcomeRow(
+                status=row["status"],
+                status_label=Batch.Status(row["status"]).label,
+                result_code=row["result_code"] or "",
+                meaning=strategy.result_meaning(row["result_code"] or ""),
+                calls=row["calls"],
+                targets=row["targets"] or 0,
+            )
+            for row in rows
+        ]
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """Calls of one run that ended with one status and ResultCode (see `Run.outcomes`)."""
+
+    status: str
+    status_label: str
+    result_code: str
+    meaning: str
+    calls: int
+    targets: int
 
 
 @dataclass(frozen=True)

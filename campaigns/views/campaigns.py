@@ -6,22 +6,21 @@ import math
 import zoneinfo
 
 from django.contrib import messages
-from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from campaigns import audit, scheduling, sending, strategy
+from campaigns import audit, lifecycle, planning, scheduling, strategy
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
-from campaigns.models import Batch, Campaign, Credential, MessageTemplate, Run, Target
+from campaigns.models import Batch, Campaign, Credential, MessageTemplate
 from campaigns.pushapi import PushError
 from campaigns.roles import can_read, can_send
 
-ACTIVE = {Campaign.Status.QUEUED, Campaign.Status.SENDING}
 PAGE_SIZE = 50
 
 
@@ -102,7 +101,7 @@ def campaign_create(request):
 @can_send
 def campaign_edit(request, pk: int):
     campaign = _campaign(pk)
-    if campaign.status != Campaign.Status.DRAFT:
+    if not campaign.can_edit():
         messages.error(request, _("Only a draft can be edited."))
         return redirect("campaign-detail", pk=pk)
     return _builder(request, campaign)
@@ -153,29 +152,15 @@ def campaign_builder_preview(request):
     )
 
 
-def first_call_params(campaign: Campaign) -> dict[str, str] | None:
-    """The exact business parameters of the first call, secret-free."""
-    limits = push_limits()
-    refs = list(
-        Target.objects.filter(target_list=campaign.target_list)
-        .order_by("pk")
-        .values_list("pk", "target_id")[: limits.max_targets]
-    )
-    if not refs:
-        return None
-    targets = {target: sending.msg_key(campaign.pk, 1, ref) for ref, target in refs}
-    return strategy.template_params(campaign.push_spec(), targets, limits=limits)
-
-
 @can_read
 @require_GET
 def campaign_review(request, pk: int):
     campaign = _campaign(pk)
-    errors = sending.launch_errors(campaign) if campaign.can_launch() else {}
+    errors = lifecycle.launch_errors(campaign) if campaign.can_launch() else {}
     count = campaign.target_list.target_count
     calls = math.ceil(count / push_limits().max_targets) if count else 0
     seconds = calls / campaign.credential.rate_limit if calls else 0
-    params = None if errors else first_call_params(campaign)
+    params = None if errors else planning.first_call(campaign)
     return render(
         request,
         "campaigns/campaigns/review.html",
@@ -200,48 +185,23 @@ def campaign_launch(request, pk: int):
         messages.error(request, _("Tick the confirmation box to launch."))
         return redirect("campaign-review", pk=pk)
     try:
-        sending.launch(campaign, request.user, request=request)
-    except sending.LaunchError as exc:
+        lifecycle.launch(campaign, request.user, request=request)
+    except lifecycle.LaunchError as exc:
         for message in [m for ms in exc.errors.values() for m in ms]:
             messages.error(request, message)
         return redirect("campaign-review", pk=pk)
-    except sending.StateError as exc:
+    except lifecycle.StateError as exc:
         messages.info(request, str(exc))
         return redirect("campaign-detail", pk=pk)
     messages.success(request, _("Launched. Sending starts in a moment."))
     return redirect("campaign-detail", pk=pk)
 
 
-def _outcomes(run: Run | None) -> list[dict]:
-    if run is None:
-        return []
-    rows = (
-        Batch.objects.filter(run=run)
-        .exclude(status__in=Batch.OPEN_STATUSES)
-        .values("status", "result_code")
-        .annotate(calls=Count("pk"), targets=Sum("target_count"))
-        .order_by("-targets")
-    )
-    out = []
-    for row in rows:
-        code = row["result_code"] or ""
-        meaning = strategy.RESULT_CODES.get(code)
-        out.append(
-            {
-                **row,
-                "meaning": meaning.meaning
-                if meaning
-                else (_("Accepted") if code in ("OK", "100") else ""),
-            }
-        )
-    return out
-
-
 @can_read
 @require_GET
 def campaign_detail(request, pk: int):
     campaign = _campaign(pk)
-    run = sending.latest_run(campaign)
+    run = campaign.latest_run()
     batches = Batch.objects.filter(run=run).order_by("seq") if run else Batch.objects.none()
     outcome = request.GET.get("outcome", "")
     if outcome in Batch.Status.values:
@@ -258,12 +218,12 @@ def campaign_detail(request, pk: int):
             "run": run,
             "counts": run.counts() if run else None,
             "runs": campaign.runs.order_by("-number"),
-            "outcomes": _outcomes(run),
+            "outcomes": run.outcomes() if run else [],
             "batches": page[:PAGE_SIZE],
             "next_after": page[PAGE_SIZE - 1].seq if len(page) > PAGE_SIZE else None,
             "outcome": outcome,
             "batch_statuses": Batch.Status.choices,
-            "active": campaign.status in ACTIVE,
+            "active": campaign.is_sending_now(),
             "schedule_text": scheduling.describe(campaign)
             if campaign.strategy_type != strategy.IMMEDIATE
             else "",
@@ -282,7 +242,8 @@ def campaign_progress(request, pk: int):
     """htmx fragment polled every second while the campaign is active: the campaign, its
     latest run and the run's live counts (one statement over a few tally rows)."""
     campaign = get_object_or_404(Campaign.objects.only("pk", "status", "status_reason"), pk=pk)
-    run = campaign.runs.order_by("-number").first()
+    run = campaign.latest_run()
+    active = campaign.is_sending_now()
     response = render(
         request,
         "campaigns/campaigns/_progress.html",
@@ -290,19 +251,22 @@ def campaign_progress(request, pk: int):
             "campaign": campaign,
             "run": run,
             "counts": run.counts() if run else None,
-            "active": campaign.status in ACTIVE,
+            "active": active,
         },
     )
-    if campaign.status not in ACTIVE and request.htmx and request.GET.get("was_active"):
+    if not active and request.htmx and request.GET.get("was_active"):
         # the outcome table and the actions change when sending ends: reload the page once
         response["HX-Refresh"] = "true"
     return response
 
 
 ACTIONS = {
-    "pause": (sending.pause, _("Paused. Calls already in flight finish.")),
-    "resume": (sending.resume, _("Resumed.")),
-    "cancel": (sending.cancel, _("Cancelled. Targets not yet sent are marked cancelled.")),
+    "pause": (lifecycle.pause, gettext_lazy("Paused. Calls already in flight finish.")),
+    "resume": (lifecycle.resume, gettext_lazy("Resumed.")),
+    "cancel": (
+        lifecycle.cancel,
+        gettext_lazy("Cancelled. Targets not yet sent are marked cancelled."),
+    ),
 }
 
 
@@ -312,8 +276,8 @@ def campaign_action(request, pk: int, action: str):
     campaign = _campaign(pk)
     if action == "retry":
         try:
-            run = sending.retry_failed(campaign, request.user, request=request)
-        except sending.StateError as exc:
+            run = lifecycle.retry_failed(campaign, request.user, request=request)
+        except lifecycle.StateError as exc:
             messages.error(request, str(exc))
         else:
             messages.success(
@@ -327,7 +291,7 @@ def campaign_action(request, pk: int, action: str):
     func, done = ACTIONS[action]
     try:
         result = func(campaign, request.user, request=request)
-    except sending.StateError as exc:
+    except lifecycle.StateError as exc:
         messages.error(request, str(exc))
     except PushError as exc:
         messages.error(request, _("mPaaS did not answer the cancel: %(error)s") % {"error": exc})

@@ -13,14 +13,14 @@ from django.utils import timezone
 from campaigns.models import Campaign, Credential, MessageTemplate, Run, TargetList
 from campaigns.roles import can_read
 
-ACTIVE = [Campaign.Status.QUEUED, Campaign.Status.SENDING, Campaign.Status.PAUSED]
-
 
 @can_read
 def home(request):
     today = datetime.combine(timezone.localdate(), time.min, tzinfo=timezone.get_current_timezone())
     campaigns = list(
-        Campaign.objects.filter(status__in=ACTIVE).select_related("credential").order_by("-pk")[:20]
+        Campaign.objects.filter(status__in=Campaign.IN_PROGRESS)
+        .select_related("credential")
+        .order_by("-pk")[:20]
     )
     latest = {}
     for run in Run.objects.filter(campaign__in=campaigns).order_by("campaign_id", "number"):

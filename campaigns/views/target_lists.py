@@ -8,18 +8,12 @@ to a Redis hash (ImportStatus) that the detail page shows and, while a job runs,
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import uuid
-from typing import Any
 from urllib.parse import urlencode
 
-import django_rq
 import redis
 from django.conf import settings
 from django.contrib import messages
-from django.core.files.move import file_move_safe
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -33,8 +27,9 @@ from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns import audit, dispatch, importing
+from campaigns import audit, importing
 from campaigns.forms.target_lists import PasteForm, TargetListForm, TargetSearchForm, UploadForm
+from campaigns.importing import ImportStatus
 from campaigns.models import Target, TargetList
 from campaigns.roles import MARKETING, can_read, can_send, has_role
 
@@ -42,87 +37,13 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 SHOWN_ERRORS = 100
-DEFAULT_SYNC_IMPORT_BYTES = 1024 * 1024
 # Room for the multipart boundaries and the other fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
-IMPORT_JOB = "campaigns.jobs.import_targets_file"
 
 
 def sync_import_bytes() -> int:
     """Uploads up to this size import in the request; larger ones go to a job."""
-    return int(getattr(settings, "TARGET_IMPORT_SYNC_BYTES", DEFAULT_SYNC_IMPORT_BYTES))
-
-
-# -- import progress and outcome, in Redis ---------------------------------------------
-
-
-class ImportStatus:
-    """Progress and outcome of one import: the Redis hash `pushconsole:import:<key>`
-    (kept a day). The last import's full error report for a list is kept beside it, as
-    CSV text, under `pushconsole:import-report:<list id>`."""
-
-    TTL = 24 * 3600
-    KEY_RE = re.compile(r"[0-9a-f]{32}")
-    COUNTS = ("rows_read", "added", "duplicates_in_file", "already_in_list", "invalid")
-
-    def __init__(self, key: str, target_list_id: int) -> None:
-        self.key = key
-        self.target_list_id = target_list_id
-        self.redis_key = f"pushconsole:import:{key}"
-
-    @staticmethod
-    def report_key(target_list_id: int) -> str:
-        return f"pushconsole:import-report:{target_list_id}"
-
-    @classmethod
-    def begin(cls, target_list_id: int, *, source: str, total_bytes: int = 0) -> ImportStatus:
-        status = cls(uuid.uuid4().hex, target_list_id)
-        fields = {"list": target_list_id, "source": source, "state": "queued", "done": 0}
-        status._write({**fields, "total_bytes": total_bytes, "rows_read": 0, "bytes_read": 0})
-        return status
-
-    @classmethod
-    def load(cls, key: str, target_list_id: int) -> dict[str, Any] | None:
-        """The status as a dict, or None when unknown, expired or of another list."""
-        if not cls.KEY_RE.fullmatch(key or ""):
-            return None
-        raw = dispatch.connection().hgetall(f"pushconsole:import:{key}")
-        data = {k.decode(): v.decode() for k, v in raw.items()}
-        if data.get("list") != str(target_list_id):
-            return None
-        for name in ("total_bytes", "bytes_read", "done", *cls.COUNTS):
-            data[name] = int(data.get(name) or 0)
-        data["errors"] = json.loads(data.get("errors") or "[]")
-        data["key"] = key
-        total = data["total_bytes"]
-        data["percent"] = min(100, data["bytes_read"] * 100 // total) if total else 0
-        return data
-
-    @classmethod
-    def error_report(cls, target_list_id: int) -> bytes | None:
-        return dispatch.connection().get(cls.report_key(target_list_id))
-
-    def _write(self, fields: dict[str, Any]) -> None:
-        with dispatch.connection().pipeline() as pipe:
-            pipe.hset(self.redis_key, mapping=fields)
-            pipe.expire(self.redis_key, self.TTL)
-            pipe.execute()
-
-    def progress(self, rows_read: int, bytes_read: int) -> None:
-        self._write({"state": "running", "rows_read": rows_read, "bytes_read": bytes_read})
-
-    def finish(self, result: importing.ImportResult) -> None:
-        fields: dict[str, Any] = {name: getattr(result, name) for name in self.COUNTS}
-        fields["errors"] = json.dumps(result.errors[:SHOWN_ERRORS], ensure_ascii=False)
-        conn = dispatch.connection()
-        if result.invalid:
-            conn.set(self.report_key(self.target_list_id), result.error_report_csv(), ex=self.TTL)
-        else:
-            conn.delete(self.report_key(self.target_list_id))
-        self._write({**fields, "state": "done", "done": 1})
-
-    def fail(self, message: str) -> None:
-        self._write({"state": "failed", "done": 1, "message": message})
+    return settings.TARGET_IMPORT_SYNC_BYTES
 
 
 class LimitedUploadHandler(TemporaryFileUploadHandler):
@@ -337,28 +258,16 @@ def _summary(result: importing.ImportResult) -> str:
 
 
 def _enqueue(request, target_list: TargetList, upload, column: str | None):
-    """Keep the file under VAR_DIR/uploads and hand it to a job on the `push` queue."""
-    folder = settings.VAR_DIR / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
+    """Hand the upload to a background import job and show its progress."""
     try:
-        status = ImportStatus.begin(target_list.pk, source=upload.name, total_bytes=upload.size)
-        destination = folder / status.key
-        file_move_safe(upload.temporary_file_path(), str(destination))
-        try:
-            django_rq.get_queue(dispatch.QUEUE).enqueue(
-                IMPORT_JOB,
-                target_list.pk,
-                str(destination),
-                column,
-                request.user.pk,
-                status.key,
-                job_timeout=3 * 3600,
-                result_ttl=600,
-                description=f"import into target list {target_list.pk}",
-            )
-        except redis.RedisError:
-            destination.unlink(missing_ok=True)
-            raise
+        status = importing.queue_file_import(
+            target_list,
+            upload.temporary_file_path(),
+            source=upload.name,
+            size=upload.size,
+            column=column,
+            user=request.user,
+        )
     except redis.RedisError as exc:
         log.warning("could not queue an import for list %s: %s", target_list.pk, exc)
         messages.error(request, _("The import could not be queued; try again in a minute."))

@@ -1,8 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count, Sum
 
-from campaigns import strategy
-from campaigns.models import Attempt, Batch, Campaign
+from campaigns.models import Attempt, Campaign
 
 
 class Command(BaseCommand):
@@ -31,18 +29,10 @@ class Command(BaseCommand):
                 f"failed {n.failed}, cancelled {n.cancelled} — {pct:.1f}% done, "
                 f"{run.batch_count} call(s)"
             )
-            rows = (
-                Batch.objects.filter(run=run)
-                .exclude(status__in=Batch.OPEN_STATUSES)
-                .values("result_code")
-                .annotate(batches=Count("pk"), targets=Sum("target_count"))
-                .order_by("-targets")
-            )
-            for row in rows:
-                code = row["result_code"] or "—"
-                meaning = strategy.RESULT_CODES.get(code)
-                label = f" ({meaning.meaning})" if meaning else ""
-                out(f"    {code}{label}: {row['targets']} target(s) in {row['batches']} call(s)")
+            for row in run.outcomes():
+                code = row.result_code or "—"
+                label = f" ({row.meaning})" if row.meaning else ""
+                out(f"    {code}{label}: {row.targets} target(s) in {row.calls} call(s)")
         last = (
             Attempt.objects.filter(batch__campaign=campaign)
             .exclude(outcome__in=[Attempt.Outcome.SUCCESS, Attempt.Outcome.UNKNOWN])

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns import sending
+from campaigns import lifecycle
 from campaigns.models import Campaign
 
 
@@ -25,10 +25,10 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"no user named {as_user!r}")
         try:
-            run = sending.launch(campaign, user)
-        except sending.LaunchError as exc:
+            run = lifecycle.launch(campaign, user)
+        except lifecycle.LaunchError as exc:
             raise CommandError(f"campaign {campaign_id} cannot be launched: {exc}") from None
-        except sending.StateError as exc:
+        except lifecycle.StateError as exc:
             raise CommandError(f"campaign {campaign_id}: {exc}") from None
         if run is None:
             self.stdout.write(

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns import sending
+from campaigns import sweeper
 
 
 class Command(BaseCommand):
@@ -24,6 +24,6 @@ class Command(BaseCommand):
         if interval <= 0:
             raise CommandError("--interval must be a positive number of seconds")
         if loop:
-            sending.sweep_forever(interval)
+            sweeper.sweep_forever(interval)
         else:
-            self.stdout.write(str(sending.sweep()))
+            self.stdout.write(str(sweeper.sweep()))

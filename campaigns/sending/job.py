@@ -1,0 +1,119 @@
+"""The send job: hold a send slot of a run, run a Sender over it, hand over in time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from campaigns import planning, queueing, ratelimit, sweeper
+from campaigns.faults import fault_point
+from campaigns.models import Run
+from campaigns.pushapi import TRANSIENT, PushClient, PushError
+
+from .claims import Claim, Outcome
+from .recorder import RunContext, RunLedger, has_pending
+from .sender import Sender
+
+log = logging.getLogger(__name__)
+
+
+def send(run_id: int, slot_name: str) -> str:
+    """Job body: claim and send batches of the run with PUSH_CONCURRENCY calls in flight
+    for up to PUSH_JOB_SECONDS, then hand over to a fresh job (so other runs and the
+    sweeper get their turn on the queue)."""
+    slot = queueing.Slot.parse(slot_name)
+    with queueing.hold_slot(run_id, slot) as lease:
+        if lease is None:
+            return "duplicate"
+        ctx = context_for(run_id, slot)
+        if ctx is None:
+            return "run is not sending"
+        sender = Sender(
+            RunLedger(ctx),
+            lambda claim: call(ctx, claim),
+            threads=max(1, settings.PUSH_CONCURRENCY),
+            deadline=time.monotonic() + settings.PUSH_JOB_SECONDS,
+            grace=settings.PUSH_LEASE_SECONDS,
+            refresh=lease.refresh,
+            name=f"run{run_id}-{slot.index}",
+        )
+        sender.run()
+        more = has_pending(run_id)
+        if more:
+            queueing.enqueue(run_id, slot, force=True)
+    if not more:
+        sweeper.close_run_if_done(run_id)
+    result = (
+        f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}; "
+        + sender.summary()
+    )
+    log.info("run %s %s: %s", run_id, slot, result)
+    return result
+
+
+def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
+    """What a send job of `slot` needs to know of its run; None unless it is sending."""
+    run = Run.objects.select_related(
+        "campaign__credential", "campaign__template", "campaign__target_list"
+    ).get(pk=run_id)
+    if run.status != Run.Status.SENDING:
+        return None
+    campaign = run.campaign
+    credential = campaign.credential
+    return RunContext(
+        run_id=run_id,
+        campaign_id=campaign.pk,
+        spec=planning.spec_for(campaign),
+        credential_id=credential.pk,
+        app_id=credential.app_id,
+        client=PushClient(credential),
+        limiter=ratelimit.for_credential(
+            queueing.connection(), credential.pk, credential.rate_limit
+        ),
+        worker=f"{socket.gethostname()}:{os.getpid()}:{slot.name}",
+        shard=slot.index,
+    )
+
+
+def call(ctx: RunContext, claim: Claim) -> Outcome:
+    """Make the claim's call and say what became of it (never raises: every claim handed
+    to a caller comes back with an outcome)."""
+    try:
+        # The send slot is taken right before the request, with no database work in
+        # between: the limiter bounds calls as they leave, which is what mPaaS counts.
+        if not ctx.limiter.acquire(timeout=settings.PUSH_LEASE_SECONDS / 2):
+            return Outcome(
+                claim,
+                error=PushError(
+                    TRANSIENT,
+                    "Console.RateLimitWait",
+                    _(
+                        "No send slot under the credential's rate limit in time; "
+                        "the call was not made."
+                    ),
+                ),
+            )
+        if time.monotonic() > claim.lease_until - settings.PUSH_LEASE_SECONDS / 10:
+            # A ready claim waited (for a caller, or a send slot) until its lease all but
+            # ran out: the sweeper may already have handed the batch to another worker.
+            return Outcome(
+                claim,
+                error=PushError(
+                    TRANSIENT,
+                    "Console.LeaseShort",
+                    _("The claim's lease ran short before the call could start; it was not made."),
+                ),
+            )
+        reply = ctx.client.push_template(claim.params)
+    except PushError as exc:
+        return Outcome(claim, error=exc)
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis gone: the lease expires, the sweeper re-queues
+        log.exception("batch %s: the call path failed", claim.batch_id)
+        return Outcome(claim, bug=exc)
+    fault_point("after_call")
+    return Outcome(claim, reply=reply)

@@ -1,0 +1,416 @@
+"""Every database write of sending: claim due batches, record outcomes, fence by token.
+
+A send job's database work happens in rounds of one transaction (`RunLedger.round`):
+record the answers that came back and claim up to N due batches, with one conditional
+UPDATE that bumps each batch's lease token (the fence) and the Attempt rows written
+before any call. Every outcome write is conditional on that token, so a worker whose
+lease was taken over can never overwrite the newer claim. Retries are decided here only:
+a transient or ambiguous failure releases the batch with a backoff (same msgKeys); a
+permanent one finalises it. Outcome counts go to the job's own RunTally row, so rounds
+of different jobs never wait on one shared row.
+
+Lock order, everywhere: campaign, then run, then batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from campaigns import ratelimit, strategy
+from campaigns.conf import push_limits
+from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, RunTally, ScheduledTask
+from campaigns.pushapi import AMBIGUOUS, PERMANENT, PushClient, PushError, PushReply
+
+from .claims import Claim, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """What a send job knows of its run: ids, the spec it sends, its client and limiter."""
+
+    run_id: int
+    campaign_id: int
+    spec: strategy.PushSpec
+    credential_id: int
+    app_id: str
+    client: PushClient
+    limiter: ratelimit.RateLimiter
+    worker: str
+    shard: int = 0  # the send slot's index, which is also the job's RunTally shard
+    stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0})
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] += n
+
+
+class RunLedger:
+    """The database side of one send job (what `Sender` calls between calls)."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def round(self, outcomes: list[Outcome], limit: int) -> list[Claim] | None:
+        """Record the outcomes that came back and claim up to `limit` due batches, in
+        one transaction (each failure first in its own: it may release, finalise or
+        pause; claims a caller held uncalled are released). Returns the new claims, or
+        None when the run is no longer sending."""
+        ctx = self.ctx
+        unsent = [o.claim for o in outcomes if not o.called]
+        if unsent:
+            self.release(unsent)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                record_failure(ctx, outcome.claim, outcome.error)
+        replies = [(o.claim, o.reply) for o in outcomes if o.reply is not None]
+        claims: list[Claim] | None = []
+        streak = 0
+        if replies or limit:
+            with transaction.atomic():
+                status, streak = Run.objects.share(ctx.run_id)
+                if replies:
+                    record_successes(ctx, replies)
+                if status != Run.Status.SENDING:
+                    claims = None
+                elif limit:
+                    claims = claim_due(ctx, limit)
+        if replies and streak:
+            # A success ends a streak of permanent failures (not under the shared lock:
+            # two holders upgrading it would deadlock).
+            Run.objects.filter(pk=ctx.run_id, consecutive_failures__gt=0).update(
+                consecutive_failures=0
+            )
+        bugs = [o.bug for o in outcomes if o.bug is not None]
+        if bugs:
+            raise bugs[0]  # a bug in the call path, logged by the caller; its lease expires
+        return claims
+
+    def release(self, claims: list[Claim]) -> None:
+        """Claims never called (the run stopped sending first) go back to pending as if
+        they had never been made: attempts counter restored, the Attempt rows of calls
+        that never happened removed. On a cancelled run they end as cancelled."""
+        with transaction.atomic():
+            status = Run.objects.lock(self.ctx.run_id)
+            for claim in claims:
+                released = Batch.objects.filter(
+                    pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
+                ).update(
+                    status=Batch.Status.PENDING, lease_expires_at=None, attempts=F("attempts") - 1
+                )
+                if released:
+                    Attempt.objects.filter(pk=claim.attempt_id).delete()
+            if status == Run.Status.CANCELLED:
+                cancel_pending(self.ctx.run_id)
+
+    def seconds_until_next_due(self) -> float | None:
+        """Seconds until the earliest pending batch of a sending run may be claimed;
+        None when there is none (done, paused, cancelled, or all in flight elsewhere)."""
+        row = (
+            Batch.objects.filter(
+                run_id=self.ctx.run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
+            )
+            .order_by(F("not_before").asc(nulls_first=True))
+            .values_list("pk", "not_before")
+            .first()
+        )
+        if row is None:
+            return None
+        not_before = row[1]
+        if not_before is None:
+            return 0.0
+        return max(0.0, (not_before - timezone.now()).total_seconds())
+
+
+def has_pending(run_id: int) -> bool:
+    """Whether a sending run still has batches to claim."""
+    return Batch.objects.filter(
+        run_id=run_id, status=Batch.Status.PENDING, run__status=Run.Status.SENDING
+    ).exists()
+
+
+def cancel_pending(run_id: int) -> int:
+    """Inside a transaction: pending batches of the run and their targets → cancelled."""
+    now = timezone.now()
+    batch_ids = list(
+        Batch.objects.filter(run_id=run_id, status=Batch.Status.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    count = 0
+    for start in range(0, len(batch_ids), 500):
+        chunk = batch_ids[start : start + 500]
+        Batch.objects.filter(pk__in=chunk, status=Batch.Status.PENDING).update(
+            status=Batch.Status.CANCELLED, finished_at=now, lease_expires_at=None
+        )
+        count += Delivery.objects.filter(batch_id__in=chunk, status=Delivery.Status.PENDING).update(
+            status=Delivery.Status.CANCELLED, finished_at=now
+        )
+    if count:
+        Run.objects.filter(pk=run_id).update(cancelled=F("cancelled") + count)
+    return count
+
+
+def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
+    """Inside a round's transaction: claim up to `limit` due batches. One conditional
+    UPDATE bumps each batch's fence token, and every Attempt row is written before any
+    call is made."""
+    now = timezone.now()
+    candidates = Batch.objects.filter(run_id=ctx.run_id, status=Batch.Status.PENDING).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    if connection.vendor == "postgresql":
+        # rows another worker is claiming are skipped, and ours stay ours until commit
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    rows = list(
+        candidates.order_by("seq").values_list("pk", "lease_token", "attempts", "target_count")[
+            :limit
+        ]
+    )
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    claimed = Batch.objects.filter(pk__in=ids, status=Batch.Status.PENDING).update(
+        status=Batch.Status.CLAIMED,
+        lease_token=F("lease_token") + 1,
+        lease_expires_at=now + timedelta(seconds=settings.PUSH_LEASE_SECONDS),
+        attempts=F("attempts") + 1,
+        not_before=None,
+    )
+    if claimed != len(ids):  # cannot happen: the rows are locked (or SQLite's one writer)
+        raise RuntimeError(f"claimed {claimed} of {len(ids)} locked batches")
+    targets: dict[int, dict[str, str]] = {batch_id: {} for batch_id in ids}
+    for batch_id, target_id, key in Delivery.objects.filter(batch_id__in=ids).values_list(
+        "batch_id", "target_id", "msg_key"
+    ):
+        targets[batch_id][target_id] = key
+    limits = push_limits()
+    params = {
+        batch_id: strategy.template_params(ctx.spec, targets[batch_id], limits=limits)
+        for batch_id in ids
+    }
+    attempts = Attempt.objects.bulk_create(
+        Attempt(
+            batch_id=batch_id,
+            number=attempts + 1,
+            lease_token=token + 1,
+            worker=ctx.worker,
+            started_at=now,
+            request_params=params[batch_id],
+        )
+        for batch_id, token, attempts, _count in rows
+    )
+    return [
+        Claim(batch_id, token + 1, attempts + 1, count, params[batch_id], attempt.pk)
+        for (batch_id, token, attempts, count), attempt in zip(rows, attempts, strict=True)
+    ]
+
+
+def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) -> None:
+    """Inside a round's transaction, record accepted calls (a fixed number of statements
+    however many): each batch still held under its claim's token becomes sent with its
+    targets; a batch whose claim was taken over (a zombie's late answer) keeps the newer
+    claim's outcome, but the call's Attempt row is completed either way."""
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        held = Batch.objects.filter(
+            pk__in=[claim.batch_id for claim, _reply in replies], status=Batch.Status.CLAIMED
+        )
+        if connection.vendor == "postgresql":
+            held = held.select_for_update(of=("self",))  # SQLite: one writer already
+        tokens = dict(held.order_by("pk").values_list("pk", "lease_token"))
+        current = [
+            (claim, reply) for claim, reply in replies if tokens.get(claim.batch_id) == claim.token
+        ]
+        cursor.executemany(
+            f"UPDATE {quote(Attempt._meta.db_table)} SET outcome = %s, latency_ms = %s, "  # noqa: S608
+            "request_id = %s, http_status = %s, result_code = %s, result_message = %s, "
+            "response_body = %s WHERE id = %s",
+            [
+                (
+                    Attempt.Outcome.SUCCESS.value,
+                    reply.latency_ms,
+                    reply.request_id,
+                    reply.http_status,
+                    reply.result_code,
+                    reply.result_message[:1000],
+                    reply.body,
+                    claim.attempt_id,
+                )
+                for claim, reply in replies
+            ],
+        )
+        if current:
+            cursor.executemany(
+                f"UPDATE {quote(Batch._meta.db_table)} SET status = %s, request_id = %s, "  # noqa: S608
+                "result_code = %s, result_message = %s, push_success = %s, "
+                "push_result_msg = %s, push_result_data = %s, http_status = %s, "
+                "latency_ms = %s, finished_at = %s, lease_expires_at = NULL "
+                "WHERE id = %s AND status = %s AND lease_token = %s",
+                [
+                    (
+                        Batch.Status.SENT.value,
+                        reply.request_id,
+                        reply.result_code,
+                        reply.result_message[:1000],
+                        True,
+                        reply.result_msg[:1000],
+                        reply.data or "",
+                        reply.http_status,
+                        reply.latency_ms,
+                        stamp,
+                        claim.batch_id,
+                        Batch.Status.CLAIMED.value,
+                        claim.token,
+                    )
+                    for claim, reply in current
+                ],
+            )
+        by_code: dict[str, list[int]] = {}
+        for claim, reply in current:
+            by_code.setdefault(reply.result_code, []).append(claim.batch_id)
+            if reply.data and ctx.spec.strategy_type != strategy.IMMEDIATE:
+                ScheduledTask.objects.get_or_create(
+                    app_id=ctx.app_id,
+                    task_id=reply.data,
+                    defaults={
+                        "credential_id": ctx.credential_id,
+                        "campaign_id": ctx.campaign_id,
+                        "batch_id": claim.batch_id,
+                    },
+                )
+        for code, batch_ids in by_code.items():
+            Delivery.objects.filter(batch_id__in=batch_ids, status=Delivery.Status.PENDING).update(
+                status=Delivery.Status.SENT, result_code=code, finished_at=now
+            )
+        if current:
+            tally(ctx, "sent", sum(claim.target_count for claim, _r in current))
+    ctx.count("sent", len(current))
+
+
+def backoff_seconds(attempt_no: int) -> float:
+    """Exponential backoff with jitter: half fixed, half random, capped."""
+    ceiling = min(settings.PUSH_BACKOFF_MAX, settings.PUSH_BACKOFF_BASE * 2 ** (attempt_no - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def tally(ctx: RunContext, column: str, count: int) -> None:
+    """Add `count` to this send job's tally row of the run (one statement, an upsert)."""
+    assert column in ("sent", "failed", "cancelled")
+    table = connection.ops.quote_name(RunTally._meta.db_table)
+    values = {"sent": 0, "failed": 0, "cancelled": 0, column: count}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (run_id, shard, sent, failed, cancelled) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, shard) "
+            f"DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
+            [ctx.run_id, ctx.shard, values["sent"], values["failed"], values["cancelled"]],
+        )
+
+
+def fold_tallies(run_id: int) -> None:
+    """Inside a transaction holding the run's lock: move the tallies into the run."""
+    totals = RunTally.objects.filter(run_id=run_id).aggregate(
+        sent=Sum("sent"), failed=Sum("failed"), cancelled=Sum("cancelled")
+    )
+    if totals["sent"] is None:
+        return
+    Run.objects.filter(pk=run_id).update(
+        sent=F("sent") + totals["sent"],
+        failed=F("failed") + totals["failed"],
+        cancelled=F("cancelled") + totals["cancelled"],
+    )
+    RunTally.objects.filter(run_id=run_id).delete()
+
+
+def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
+    """Record a failed call in its own transaction: final (permanent, or out of
+    attempts) finalises the batch and its targets; otherwise the batch goes back to
+    pending after a backoff, same msgKeys. A streak of permanent failures pauses."""
+    now = timezone.now()
+    final = exc.kind == PERMANENT or claim.attempt_no >= settings.PUSH_MAX_ATTEMPTS
+    result = {
+        "request_id": exc.request_id,
+        "http_status": exc.http_status,
+        "result_code": exc.code[:64],
+        "result_message": exc.message[:1000],
+    }
+    pause_reason = ""
+    with transaction.atomic():
+        run_status = Run.objects.lock(ctx.run_id)
+        Attempt.objects.filter(pk=claim.attempt_id).update(
+            outcome=exc.kind, latency_ms=exc.latency_ms, response_body=exc.body, **result
+        )
+        fenced = Batch.objects.filter(
+            pk=claim.batch_id, status=Batch.Status.CLAIMED, lease_token=claim.token
+        )
+        extra = {"ambiguous": True} if exc.kind == AMBIGUOUS else {}
+        if final or run_status == Run.Status.CANCELLED:
+            status = Batch.Status.FAILED if final else Batch.Status.CANCELLED
+            won = fenced.update(
+                status=status,
+                push_success=False,
+                latency_ms=exc.latency_ms,
+                finished_at=now,
+                lease_expires_at=None,
+                **result,
+                **extra,
+            )
+            if not won:
+                return
+            delivery_status = Delivery.Status.FAILED if final else Delivery.Status.CANCELLED
+            Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
+                status=delivery_status, result_code=exc.code[:64], finished_at=now
+            )
+            tally(ctx, "failed" if final else "cancelled", claim.target_count)
+            ctx.count("failed")
+            if exc.kind == PERMANENT:
+                Run.objects.filter(pk=ctx.run_id).update(
+                    consecutive_failures=F("consecutive_failures") + 1
+                )
+                streak = (
+                    Run.objects.filter(pk=ctx.run_id)
+                    .values_list("consecutive_failures", flat=True)
+                    .get()
+                )
+                if streak >= settings.PUSH_MAX_CONSECUTIVE_FAILURES:
+                    pause_reason = _(
+                        "Paused automatically after %(count)d permanent failures in a row; "
+                        "the last was %(code)s: %(message)s"
+                    ) % {"count": streak, "code": exc.code, "message": exc.message}
+        else:
+            won = fenced.update(
+                status=Batch.Status.PENDING,
+                lease_expires_at=None,
+                not_before=now + timedelta(seconds=backoff_seconds(claim.attempt_no)),
+                **result,
+                **extra,
+            )
+            if not won:
+                return
+            ctx.count("retry")
+    if pause_reason:
+        _auto_pause(ctx.campaign_id, pause_reason)
+
+
+def _auto_pause(campaign_id: int, reason: str) -> None:
+    from campaigns import lifecycle  # lifecycle cancels through this module
+
+    campaign = Campaign.objects.get(pk=campaign_id)
+    try:
+        lifecycle.pause(campaign, None, reason=reason)
+    except lifecycle.StateError:
+        log.info("campaign %s was already paused or cancelled", campaign_id)
+    else:
+        log.warning("campaign %s paused: %s", campaign_id, reason)
