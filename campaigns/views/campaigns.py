@@ -14,12 +14,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.roles import can_read, can_send
 from campaigns import audit, scheduling, sending, strategy
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate, Run, Target
 from campaigns.pushapi import PushError
-from campaigns.roles import can_read, can_send
 
 ACTIVE = {Campaign.Status.QUEUED, Campaign.Status.SENDING}
 PAGE_SIZE = 50
