@@ -6,8 +6,3 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = _("Push campaigns")
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from campaigns import signals
-
-        signals.connect()

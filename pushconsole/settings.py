@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "csp",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "accounts",
     "campaigns",
 ]
 
@@ -56,15 +57,15 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "campaigns.middleware.SessionIdleMiddleware",
+    "accounts.middleware.SessionIdleMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "campaigns.two_factor.TwoFactorMiddleware",
-    "campaigns.middleware.UserLanguageMiddleware",
+    "accounts.two_factor.TwoFactorMiddleware",
+    "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -103,7 +104,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
-                "campaigns.context_processors.roles",
+                "accounts.context_processors.roles",
             ],
         },
     },
@@ -178,7 +179,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 8 * 3600)
-# The age above is an idle timeout: campaigns.middleware.SessionIdleMiddleware re-saves a
+# The age above is an idle timeout: accounts.middleware.SessionIdleMiddleware re-saves a
 # signed-in session at most once a minute, so polling pages do not write on every request.
 SESSION_REFRESH_SECONDS = env_int("SESSION_REFRESH_SECONDS", 60)
 X_FRAME_OPTIONS = "DENY"
@@ -194,12 +195,12 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Sign-in lockout (django-axes): LOGIN_FAILURE_LIMIT failures for one username from one
-# IP lock that pair out for LOGIN_COOLOFF_MINUTES; a lockout is audited (campaigns.signals).
+# IP lock that pair out for LOGIN_COOLOFF_MINUTES; a lockout is audited (accounts.signals).
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 AXES_VERBOSE = False  # only its start-up banner; lockouts are still logged as warnings
 # Behind a proxy, axes reads the client IP per AXES_IPWARE_* (default: REMOTE_ADDR).
 

@@ -1,12 +1,10 @@
 from csp.decorators import csp_update
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.urls.resolvers import URLPattern
-from django.views.decorators.debug import sensitive_post_parameters
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
-from campaigns.roles import admin_only
+from accounts.roles import admin_only
 
 
 def rq_dashboard_view(view):
@@ -22,13 +20,8 @@ rq_dashboard = get_admin_urlpatterns(view_wrapper=rq_dashboard_view) + [
 
 
 urlpatterns = [
-    path(
-        "login/",
-        sensitive_post_parameters("password")(auth_views.LoginView.as_view()),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("rq/", include((rq_dashboard, "django_rq"))),
+    path("", include("accounts.urls")),
     path("", include("campaigns.urls")),
 ]

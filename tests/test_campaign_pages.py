@@ -6,7 +6,8 @@ import html
 
 import pytest
 
-from campaigns.models import AuditEvent, Batch, Campaign, Run, RunTally, UserPreference
+from accounts.models import UserPreference
+from campaigns.models import AuditEvent, Batch, Campaign, Run, RunTally
 from tests.pipeline_helpers import make_campaign
 
 pytestmark = pytest.mark.django_db

@@ -28,6 +28,7 @@ from django.urls.exceptions import Resolver404
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.two_factor import PENDING_SESSION_KEY
 from campaigns import lifecycle
 from campaigns.models import (
     AuditEvent,
@@ -38,7 +39,6 @@ from campaigns.models import (
     Target,
     TargetList,
 )
-from campaigns.two_factor import PENDING_SESSION_KEY
 from tests.conftest import SANDBOX_SECRET
 from tests.pipeline_helpers import drain, make_campaign
 

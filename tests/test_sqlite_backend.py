@@ -9,7 +9,7 @@ import os
 import pytest
 from django.db import connection, transaction
 
-from campaigns.models import UserPreference
+from accounts.models import UserPreference
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -11,8 +11,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from accounts.roles import ADMIN, AUDITOR, MARKETING
 from campaigns.models import Batch, Run
-from campaigns.roles import ADMIN, AUDITOR, MARKETING
 from tests.pipeline_helpers import make_campaign
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
+from accounts.roles import roles_of
 from campaigns.models import AuditEvent
-from campaigns.roles import roles_of
 
 pytestmark = pytest.mark.django_db
 
@@ -227,7 +227,7 @@ def test_there_is_no_self_registration(client):
     assert response.status_code == 302 and response.url.startswith("/login/")
 
 
-# -- sign-in audit (campaigns/signals.py) ---------------------------------------------
+# -- sign-in audit (accounts/signals.py) ---------------------------------------------
 
 
 def test_login_success_failure_and_logout_are_audited(client, marketer):

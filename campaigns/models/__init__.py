@@ -10,7 +10,6 @@ from .campaign import (
 )
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
-from .preference import UserPreference
 from .schedule import Occurrence, ScheduledTask
 from .target import DeliveryType, Target, TargetList
 from .template import MessageTemplate
@@ -34,5 +33,4 @@ __all__ = [
     "StrategyType",
     "Target",
     "TargetList",
-    "UserPreference",
 ]

@@ -17,9 +17,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.roles import AUDITOR, role_required
 from campaigns import audit
 from campaigns.models import AuditEvent
-from campaigns.roles import AUDITOR, role_required
 
 PAGE_SIZE = 50
 BREAK_REASONS = {

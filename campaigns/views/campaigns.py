@@ -14,12 +14,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.roles import can_read, can_send
 from campaigns import audit, lifecycle, planning, scheduling, strategy
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
 from campaigns.pushapi import PushError
-from campaigns.roles import can_read, can_send
 
 PAGE_SIZE = 50
 

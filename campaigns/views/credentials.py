@@ -19,11 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.roles import admin_only
 from campaigns import audit, crypto
 from campaigns.forms.credentials import SECRET_FIELD, CredentialForm
 from campaigns.models import Credential
 from campaigns.pushapi import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
-from campaigns.roles import admin_only
 
 ERROR_KINDS = {
     TRANSIENT: gettext_lazy("temporary: nothing was done and a retry may succeed"),

@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
+from accounts.roles import can_read
 from campaigns.models import Campaign, Credential, MessageTemplate, Run, TargetList
-from campaigns.roles import can_read
 
 
 @can_read

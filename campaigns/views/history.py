@@ -16,10 +16,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from accounts.roles import can_read
 from campaigns import audit, exporting
 from campaigns.forms.history import HistoryFilterForm
 from campaigns.models import Batch, Delivery
-from campaigns.roles import can_read
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000

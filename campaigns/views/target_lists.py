@@ -27,11 +27,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.roles import MARKETING, can_read, can_send, has_role
 from campaigns import audit, importing
 from campaigns.forms.target_lists import PasteForm, TargetListForm, TargetSearchForm, UploadForm
 from campaigns.importing import ImportStatus
 from campaigns.models import Target, TargetList
-from campaigns.roles import MARKETING, can_read, can_send, has_role
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.roles import MARKETING, can_read, can_send, has_role
 from campaigns import audit, sandbox_mirror
 from campaigns.forms.templates import TemplateForm, preview
 from campaigns.models import MessageTemplate
-from campaigns.roles import MARKETING, can_read, can_send, has_role
 
 
 @can_read

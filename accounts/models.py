@@ -13,5 +13,9 @@ class UserPreference(models.Model):
     )
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
 
+    class Meta:
+        # The table campaigns created before this model moved here (issue 11).
+        db_table = "campaigns_userpreference"
+
     def __str__(self) -> str:
         return f"{self.user} ({self.language})"

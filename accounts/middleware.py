@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.utils import translation
 
-from campaigns.models import UserPreference
+from accounts.models import UserPreference
 
 
 class UserLanguageMiddleware:

@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
-from campaigns.roles import ADMIN, roles_of
+from accounts.roles import ADMIN, roles_of
 
 PENDING_SESSION_KEY = "pushconsole_totp_pending"
 # Pages a signed-in user may open before the second step is done.

@@ -9,7 +9,7 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from campaigns.models import UserPreference
+from accounts.models import UserPreference
 
 
 @require_POST

@@ -42,7 +42,7 @@ def on_locked_out(sender, request=None, username=None, ip_address=None, **kwargs
 def connect() -> None:
     from axes.signals import user_locked_out
 
-    user_locked_out.connect(on_locked_out, dispatch_uid="campaigns.audit.lockout")
-    user_logged_in.connect(on_logged_in, dispatch_uid="campaigns.audit.login")
-    user_login_failed.connect(on_login_failed, dispatch_uid="campaigns.audit.login_failed")
-    user_logged_out.connect(on_logged_out, dispatch_uid="campaigns.audit.logout")
+    user_locked_out.connect(on_locked_out, dispatch_uid="accounts.audit.lockout")
+    user_logged_in.connect(on_logged_in, dispatch_uid="accounts.audit.login")
+    user_login_failed.connect(on_login_failed, dispatch_uid="accounts.audit.login_failed")
+    user_logged_out.connect(on_logged_out, dispatch_uid="accounts.audit.logout")

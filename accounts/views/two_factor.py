@@ -1,5 +1,5 @@
 """Two-factor sign-in pages: enrol an authenticator app, turn it off, and the code step
-after the password (campaigns.two_factor.TwoFactorMiddleware sends users here)."""
+after the password (accounts.two_factor.TwoFactorMiddleware sends users here)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from campaigns import audit
-from campaigns.forms.two_factor import TokenForm
-from campaigns.two_factor import (
+from accounts.forms.two_factor import TokenForm
+from accounts.two_factor import (
     confirm_pending,
     confirmed_device,
     must_enrol,
@@ -27,6 +26,7 @@ from campaigns.two_factor import (
     qr_data_uri,
     required_for,
 )
+from campaigns import audit
 
 WRONG_CODE = gettext_lazy(
     "That code is not right. Check that your phone's clock is correct and try again."
@@ -49,7 +49,7 @@ def two_factor_setup(request):
     if device is not None:
         return render(
             request,
-            "account/two_factor.html",
+            "accounts/two_factor.html",
             {
                 "device": device,
                 "form": TokenForm(),
@@ -71,7 +71,7 @@ def two_factor_setup(request):
         form.add_error("otp_token", WRONG_CODE)
     return render(
         request,
-        "account/two_factor.html",
+        "accounts/two_factor.html",
         {
             "form": form,
             "qr": qr_data_uri(pending.config_url),
@@ -118,7 +118,7 @@ def two_factor_verify(request):
         audit.record("login.2fa_failure", request=request)
         form.add_error("otp_token", WRONG_CODE)
     return render(
-        request, "registration/two_factor_verify.html", {"form": form, "next": _next_url(request)}
+        request, "accounts/two_factor_verify.html", {"form": form, "next": _next_url(request)}
     )
 
 

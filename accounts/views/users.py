@@ -20,9 +20,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.forms.users import UserCreateForm, UserPasswordForm, UserRolesForm, set_roles
+from accounts.roles import ADMIN, ALL_ROLES, admin_only
 from campaigns import audit
-from campaigns.forms.users import UserCreateForm, UserPasswordForm, UserRolesForm, set_roles
-from campaigns.roles import ADMIN, ALL_ROLES, admin_only
 
 User = get_user_model()
 
@@ -55,7 +55,7 @@ def user_list(request):
         Prefetch("groups", Group.objects.filter(name__in=ALL_ROLES), to_attr="role_groups")
     )
     rows = [{"user": user, "roles": _roles(user)} for user in users]
-    return render(request, "campaigns/users/list.html", {"rows": rows})
+    return render(request, "accounts/users/list.html", {"rows": rows})
 
 
 @never_cache
@@ -75,7 +75,7 @@ def user_create(request):
             )
         messages.success(request, _("User “%(name)s” created.") % {"name": user.username})
         return redirect("user-list")
-    return render(request, "campaigns/users/create.html", {"form": form})
+    return render(request, "accounts/users/create.html", {"form": form})
 
 
 @never_cache
@@ -99,7 +99,7 @@ def user_edit(request, pk: int):
         else:
             messages.info(request, _("Nothing was changed."))
         return redirect("user-list")
-    return render(request, "campaigns/users/edit.html", {"form": form, "subject": user})
+    return render(request, "accounts/users/edit.html", {"form": form, "subject": user})
 
 
 @never_cache
@@ -158,7 +158,7 @@ def user_password(request, pk: int):
             update_session_auth_hash(request, user)
         messages.success(request, _("New password set for “%(name)s”.") % {"name": user.username})
         return redirect("user-list")
-    return render(request, "campaigns/users/password.html", {"form": form, "subject": user})
+    return render(request, "accounts/users/password.html", {"form": form, "subject": user})
 
 
 urlpatterns = [

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
-from campaigns.roles import ADMIN, ALL_ROLES, AUDITOR, MARKETING
+from accounts.roles import ADMIN, ALL_ROLES, AUDITOR, MARKETING
 
 ROLE_CHOICES = [
     (MARKETING, gettext_lazy("Marketing: templates, lists, campaigns")),

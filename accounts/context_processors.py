@@ -1,4 +1,6 @@
-from campaigns.roles import ADMIN, AUDITOR, MARKETING, has_role, roles_of
+"""What every page may offer the signed-in user, from their roles."""
+
+from accounts.roles import ADMIN, AUDITOR, MARKETING, has_role, roles_of
 
 
 def roles(request) -> dict:

@@ -1,0 +1,1 @@
+"""People: users, roles, sessions and two-factor sign-in (DESIGN §6)."""

@@ -1,0 +1,1 @@
+"""Forms about people: users and their roles, the two-factor code."""
