@@ -1,15 +1,14 @@
-"""Django admin registrations. No secret is ever shown: the credential form takes the
-AccessKey secret write-only (blank keeps the stored one), and audit events are
-read-only."""
+"""Django admin: a read-only window on the domain tables. Every change goes through the
+console's pages, which validate, audit and never show a secret; here nothing can be
+added, changed or deleted, and the AccessKey ID is shown masked like everywhere else."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.debug import sensitive_variables
 
-from campaigns import audit
 from campaigns.models import (
     Attempt,
     AuditEvent,
@@ -23,95 +22,6 @@ from campaigns.models import (
 )
 
 
-class CredentialAdminForm(forms.ModelForm):
-    access_key_secret = forms.CharField(
-        label=_("AccessKey secret"),
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Write-only. Leave blank to keep the stored secret."),
-    )
-
-    class Meta:
-        model = Credential
-        fields = [
-            "name",
-            "app_id",
-            "workspace_id",
-            "access_key_id",
-            "region",
-            "endpoint",
-            "api_version",
-            "timezone",
-            "rate_limit",
-            "scheduled_task_quota",
-            "is_active",
-        ]
-
-    def clean(self):
-        cleaned = super().clean()
-        if not self.instance.secret_ciphertext and not cleaned.get("access_key_secret"):
-            self.add_error("access_key_secret", _("An AccessKey secret is required."))
-        return cleaned
-
-    def _update_errors(self, errors):
-        # Model.clean() reports a missing secret on secret_ciphertext, which this form
-        # shows as access_key_secret.
-        if hasattr(errors, "error_dict") and "secret_ciphertext" in errors.error_dict:
-            errors.error_dict.setdefault("access_key_secret", []).extend(
-                errors.error_dict.pop("secret_ciphertext")
-            )
-        super()._update_errors(errors)
-
-    @sensitive_variables("secret")
-    def _post_clean(self):
-        secret = self.cleaned_data.get("access_key_secret") if hasattr(self, "cleaned_data") else ""
-        if secret:
-            self.instance.set_secret(secret)
-        super()._post_clean()
-
-
-@admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
-    form = CredentialAdminForm
-    list_display = [
-        "name",
-        "app_id",
-        "workspace_id",
-        "masked_access_key_id",
-        "endpoint",
-        "is_active",
-    ]
-    search_fields = ["name", "app_id"]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit.record(
-            "credential.update" if change else "credential.create",
-            obj=obj,
-            request=request,
-            details={"fields": sorted(form.changed_data)},
-        )
-
-
-@admin.register(MessageTemplate)
-class MessageTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "app_id", "title"]
-    search_fields = ["name", "title"]
-
-
-@admin.register(TargetList)
-class TargetListAdmin(admin.ModelAdmin):
-    list_display = ["name", "delivery_type", "target_count"]
-
-
-@admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["task_name", "status", "credential", "target_list", "created_at"]
-    list_filter = ["status"]
-    search_fields = ["task_name"]
-
-
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
@@ -121,6 +31,48 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Credential)
+class CredentialAdmin(ReadOnlyAdmin):
+    list_display = ["name", "app_id", "workspace_id", "masked_key_id", "endpoint", "is_active"]
+    fields = [
+        "name",
+        "app_id",
+        "workspace_id",
+        "masked_key_id",
+        "region",
+        "endpoint",
+        "api_version",
+        "timezone",
+        "rate_limit",
+        "scheduled_task_quota",
+        "is_active",
+    ]
+    readonly_fields = fields
+    search_fields = ["name", "app_id"]
+
+    @admin.display(description=_("AccessKey ID"))
+    def masked_key_id(self, obj: Credential) -> str:
+        return obj.masked_access_key_id
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(ReadOnlyAdmin):
+    list_display = ["name", "app_id", "title"]
+    search_fields = ["name", "title"]
+
+
+@admin.register(TargetList)
+class TargetListAdmin(ReadOnlyAdmin):
+    list_display = ["name", "delivery_type", "target_count"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyAdmin):
+    list_display = ["task_name", "status", "credential", "target_list", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["task_name"]
 
 
 @admin.register(Run)
@@ -150,3 +102,26 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor_username", "action", "object_repr", "ip"]
     list_filter = ["action"]
     search_fields = ["actor_username", "object_repr"]
+
+
+# Users and roles are managed on the console's Users page (audited, fresh sign-in);
+# the admin only shows them.
+User = get_user_model()
+for model in (User, Group):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(User)
+class UserAdmin(ReadOnlyAdmin):
+    list_display = ["username", "email", "is_active", "is_staff", "is_superuser", "last_login"]
+    fields = ["username", "email", "is_active", "is_staff", "is_superuser", "groups", "last_login"]
+    readonly_fields = fields
+    search_fields = ["username", "email"]
+
+
+@admin.register(Group)
+class GroupAdmin(ReadOnlyAdmin):
+    list_display = ["name"]
+    fields = ["name"]
+    readonly_fields = fields
