@@ -40,7 +40,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, dispatch, ratelimit, scheduling, strategy
+from campaigns import audit, dispatch, ratelimit, scheduling
 from campaigns.conf import push_limits
 from campaigns.models import (
     Attempt,
@@ -53,7 +53,9 @@ from campaigns.models import (
     ScheduledTask,
     Target,
 )
-from campaigns.pushapi import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError, PushReply
+from campaigns.mpaas import strategy, wire
+from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError, PushReply
+from campaigns.mpaas.vocabulary import StrategyType
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
     now = timezone.now()
     with transaction.atomic():
         where = ""
-        if campaign.strategy_type != strategy.IMMEDIATE:
+        if campaign.strategy_type != StrategyType.IMMEDIATE:
             scheduling.lock_quota(campaign.credential)
             choice = scheduling.choose(campaign)
             refusal = scheduling.quota_error(choice)
@@ -546,7 +548,7 @@ def spec_for(campaign: Campaign) -> strategy.PushSpec:
     each occurrence; one kept on mPaaS carries its StrategyContent."""
     spec = campaign.push_spec()
     if campaign.schedule_resolved == scheduling.CONSOLE:
-        spec = dataclasses.replace(spec, strategy_type=strategy.IMMEDIATE)
+        spec = dataclasses.replace(spec, strategy_type=StrategyType.IMMEDIATE)
     return spec
 
 
@@ -885,7 +887,7 @@ def _claim_due(ctx: _RunContext, limit: int) -> list[_Claim]:
         targets[batch_id][target_id] = key
     limits = push_limits()
     params = {
-        batch_id: strategy.template_params(ctx.spec, targets[batch_id], limits=limits)
+        batch_id: wire.template_params(ctx.spec, targets[batch_id], limits=limits)
         for batch_id in ids
     }
     attempts = Attempt.objects.bulk_create(
@@ -970,7 +972,7 @@ def _record_successes(ctx: _RunContext, replies: list[tuple[_Claim, PushReply]])
         by_code: dict[str, list[int]] = {}
         for claim, reply in current:
             by_code.setdefault(reply.result_code, []).append(claim.batch_id)
-            if reply.data and ctx.spec.strategy_type != strategy.IMMEDIATE:
+            if reply.data and ctx.spec.strategy_type != StrategyType.IMMEDIATE:
                 ScheduledTask.objects.get_or_create(
                     app_id=ctx.app_id,
                     task_id=reply.data,

@@ -1,18 +1,10 @@
 from .audit import AuditEvent
-from .campaign import (
-    Campaign,
-    CircleType,
-    Run,
-    RunCounts,
-    RunTally,
-    ScheduleMode,
-    StrategyType,
-)
+from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
 from .preference import UserPreference
 from .schedule import Occurrence, ScheduledTask
-from .target import DeliveryType, Target, TargetList
+from .target import Target, TargetList
 from .template import MessageTemplate
 
 __all__ = [
@@ -20,10 +12,8 @@ __all__ = [
     "AuditEvent",
     "Batch",
     "Campaign",
-    "CircleType",
     "Credential",
     "Delivery",
-    "DeliveryType",
     "MessageTemplate",
     "Occurrence",
     "Run",
@@ -31,7 +21,6 @@ __all__ = [
     "RunTally",
     "ScheduleMode",
     "ScheduledTask",
-    "StrategyType",
     "Target",
     "TargetList",
     "UserPreference",

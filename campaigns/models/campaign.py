@@ -11,23 +11,12 @@ from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from campaigns import strategy
+from campaigns.mpaas.strategy import PushSpec
+from campaigns.mpaas.vocabulary import CircleType, DeliveryType, StrategyType
 
 from .credential import Credential
-from .target import DeliveryType, TargetList
+from .target import TargetList
 from .template import MessageTemplate
-
-
-class StrategyType(models.IntegerChoices):
-    IMMEDIATE = 0, _("Immediate")
-    FIXED = 1, _("Fixed time")
-    LOOP = 2, _("Loop")
-
-
-class CircleType(models.IntegerChoices):
-    DAILY = 1, _("Daily")
-    WEEKLY = 2, _("Weekly")
-    MONTHLY = 3, _("Monthly")
 
 
 class ScheduleMode(models.TextChoices):
@@ -147,11 +136,12 @@ class Campaign(models.Model):
     def can_launch(self) -> bool:
         return self.status == self.Status.DRAFT
 
-    def push_spec(self) -> strategy.PushSpec:
-        """This campaign as the plain value strategy.py validates and turns into params."""
+    def push_spec(self) -> PushSpec:
+        """This campaign as the plain value mpaas/strategy.py validates and mpaas/wire.py
+        turns into params."""
         template = self.template
         credential = self.credential
-        return strategy.PushSpec(
+        return PushSpec(
             task_name=self.task_name,
             app_id=credential.app_id,
             workspace_id=credential.workspace_id,

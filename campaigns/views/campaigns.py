@@ -14,11 +14,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from campaigns import audit, scheduling, sending, strategy
+from campaigns import audit, scheduling, sending
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate, Run, Target
-from campaigns.pushapi import PushError
+from campaigns.mpaas import wire
+from campaigns.mpaas.client import PushError
+from campaigns.mpaas.strategy import StrategyError
+from campaigns.mpaas.vocabulary import RESULT_CODES, StrategyType, humanize_seconds
 from campaigns.roles import can_read, can_send
 
 ACTIVE = {Campaign.Status.QUEUED, Campaign.Status.SENDING}
@@ -124,7 +127,7 @@ def _preview(form: CampaignForm) -> dict:
     }
     seconds = form.data.get("expired_seconds") if form.is_bound else form.instance.expired_seconds
     try:
-        data["expiry"] = strategy.humanize_seconds(int(seconds))
+        data["expiry"] = humanize_seconds(int(seconds))
     except (TypeError, ValueError):
         data["expiry"] = ""
     complete = (
@@ -132,10 +135,10 @@ def _preview(form: CampaignForm) -> dict:
     )
     if complete and (not form.is_bound or hasattr(form, "cleaned_data")):
         try:
-            data["strategy_json"] = strategy.strategy_content_json(form.instance.push_spec())
-        except strategy.StrategyError as exc:
+            data["strategy_json"] = wire.strategy_content_json(form.instance.push_spec())
+        except StrategyError as exc:
             data["strategy_error"] = str(exc)
-        if form.instance.strategy_type != strategy.IMMEDIATE:
+        if form.instance.strategy_type != StrategyType.IMMEDIATE:
             data["schedule"] = scheduling.choose(form.instance)
     return data
 
@@ -164,7 +167,7 @@ def first_call_params(campaign: Campaign) -> dict[str, str] | None:
     if not refs:
         return None
     targets = {target: sending.msg_key(campaign.pk, 1, ref) for ref, target in refs}
-    return strategy.template_params(campaign.push_spec(), targets, limits=limits)
+    return wire.template_params(campaign.push_spec(), targets, limits=limits)
 
 
 @can_read
@@ -186,7 +189,7 @@ def campaign_review(request, pk: int):
             "targets": count,
             "params": params,
             "send_seconds": seconds,
-            "send_time": strategy.humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
+            "send_time": humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
             "expires_first": seconds > campaign.expired_seconds,
         },
     )
@@ -225,7 +228,7 @@ def _outcomes(run: Run | None) -> list[dict]:
     out = []
     for row in rows:
         code = row["result_code"] or ""
-        meaning = strategy.RESULT_CODES.get(code)
+        meaning = RESULT_CODES.get(code)
         out.append(
             {
                 **row,
@@ -265,7 +268,7 @@ def campaign_detail(request, pk: int):
             "batch_statuses": Batch.Status.choices,
             "active": campaign.status in ACTIVE,
             "schedule_text": scheduling.describe(campaign)
-            if campaign.strategy_type != strategy.IMMEDIATE
+            if campaign.strategy_type != StrategyType.IMMEDIATE
             else "",
             "tasks": campaign.tasks.order_by("pk")[:100],
             "upcoming": scheduling.upcoming(campaign),

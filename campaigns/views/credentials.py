@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from campaigns import audit, crypto
 from campaigns.forms.credentials import SECRET_FIELD, CredentialForm
 from campaigns.models import Credential
-from campaigns.pushapi import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
+from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
 from campaigns.roles import admin_only
 
 ERROR_KINDS = {

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Sum
 
-from campaigns import strategy
 from campaigns.models import Attempt, Batch, Campaign
+from campaigns.mpaas.vocabulary import RESULT_CODES
 
 
 class Command(BaseCommand):
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             )
             for row in rows:
                 code = row["result_code"] or "—"
-                meaning = strategy.RESULT_CODES.get(code)
+                meaning = RESULT_CODES.get(code)
                 label = f" ({meaning.meaning})" if meaning else ""
                 out(f"    {code}{label}: {row['targets']} target(s) in {row['batches']} call(s)")
         last = (
