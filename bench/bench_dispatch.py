@@ -321,8 +321,6 @@ def baseline_case(conc: int, targets: int, sandbox_url: str) -> dict:
     from aliyunsdkcore.client import AcsClient
     from aliyunsdkcore.request import CommonRequest
 
-    from campaigns import strategy
-
     calls = targets // 10
     spec = json.loads(json.dumps(BASE_PARAMS))
     domain = sandbox_url.removeprefix("http://")
@@ -334,7 +332,6 @@ def baseline_case(conc: int, targets: int, sandbox_url: str) -> dict:
         max_retry_time=0,
         pool_size=max(10, conc),
     )
-    del strategy
 
     def one(n: int) -> None:
         request = CommonRequest(
@@ -387,13 +384,13 @@ def main(argv=None) -> int:
             target_lists = {n: c.make_list(f"dispatch-{n}", n) for n in sorted(sizes)}
             world = (user, credential, template, auditor, target_lists)
             # the exact business parameters the console sends, for the baseline
-            from campaigns import strategy
             from campaigns.conf import push_limits
+            from campaigns.mpaas import wire
 
             probe = c.make_campaign("probe", credential, template, target_lists[args.targets])
             BASE_PARAMS = {
                 k: v
-                for k, v in strategy.template_params(
+                for k, v in wire.template_params(
                     probe.push_spec(), {"x": "y"}, limits=push_limits()
                 ).items()
                 if k != "TargetMsgkey"

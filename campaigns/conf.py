@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from campaigns import strategy
+from campaigns.mpaas import strategy
 
 
 def push_limits() -> strategy.Limits:

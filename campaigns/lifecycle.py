@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, queueing, scheduling, strategy
+from campaigns import audit, queueing, scheduling
 from campaigns.conf import push_limits
 from campaigns.models import Campaign, Occurrence, Run, ScheduledTask
+from campaigns.mpaas import strategy
+from campaigns.mpaas.vocabulary import StrategyType
 from campaigns.sending.recorder import cancel_pending
 from campaigns.sweeper import close_run_if_done
 
@@ -54,7 +56,7 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
     now = timezone.now()
     with transaction.atomic():
         where = ""
-        if campaign.strategy_type != strategy.IMMEDIATE:
+        if campaign.strategy_type != StrategyType.IMMEDIATE:
             scheduling.lock_quota(campaign.credential)
             choice = scheduling.choose(campaign)
             refusal = scheduling.quota_error(choice)

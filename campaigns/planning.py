@@ -17,10 +17,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import queueing, scheduling, strategy, sweeper
+from campaigns import queueing, scheduling, sweeper
 from campaigns.bulkrows import insert_rows
 from campaigns.conf import push_limits
 from campaigns.models import Batch, Campaign, Delivery, Run, Target
+from campaigns.mpaas import wire
+from campaigns.mpaas.strategy import PushSpec
+from campaigns.mpaas.vocabulary import StrategyType
 
 
 def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
@@ -29,12 +32,12 @@ def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
     return f"pc{campaign_id}r{run_number}n{ref}"
 
 
-def spec_for(campaign: Campaign) -> strategy.PushSpec:
+def spec_for(campaign: Campaign) -> PushSpec:
     """What a run sends: a schedule kept in this console is sent as immediate pushes at
     each occurrence; one kept on mPaaS carries its StrategyContent."""
     spec = campaign.push_spec()
     if campaign.schedule_resolved == scheduling.CONSOLE:
-        spec = dataclasses.replace(spec, strategy_type=strategy.IMMEDIATE)
+        spec = dataclasses.replace(spec, strategy_type=StrategyType.IMMEDIATE)
     return spec
 
 
@@ -51,7 +54,7 @@ def first_call(campaign: Campaign) -> dict[str, str] | None:
     if not refs:
         return None
     targets = {target: msg_key(campaign.pk, 1, ref) for ref, target in refs}
-    return strategy.template_params(spec_for(campaign), targets, limits=limits)
+    return wire.template_params(spec_for(campaign), targets, limits=limits)
 
 
 def plan(run_id: int) -> str:

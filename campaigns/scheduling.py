@@ -28,11 +28,13 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from campaigns import audit, queueing, strategy
+from campaigns import audit, queueing
 from campaigns.conf import push_limits
 from campaigns.models import Campaign, Credential, Occurrence, Run, ScheduledTask
 from campaigns.models.campaign import ScheduleMode
-from campaigns.pushapi import PushClient, PushError
+from campaigns.mpaas.client import PushClient, PushError
+from campaigns.mpaas.strategy import Limits, PushSpec
+from campaigns.mpaas.vocabulary import CircleType, StrategyType, Weekday
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ MPAAS, CONSOLE = ScheduleMode.MPAAS.value, ScheduleMode.CONSOLE.value
 # -- occurrences (pure) -------------------------------------------------------------------
 
 
-def occurrence_times(spec: strategy.PushSpec, *, after: datetime | None = None) -> list[datetime]:
+def occurrence_times(spec: PushSpec, *, after: datetime | None = None) -> list[datetime]:
     """Every send time of a fixed-time or loop spec, as aware datetimes in the spec's zone,
     in order, optionally only those at or after `after`.
 
@@ -51,17 +53,17 @@ def occurrence_times(spec: strategy.PushSpec, *, after: datetime | None = None) 
     that day skips it. Local times that do not exist (a DST gap) fall forward by the gap;
     repeated ones (DST end) take the first."""
     zone = zoneinfo.ZoneInfo(spec.timezone)
-    if spec.strategy_type == strategy.FIXED:
+    if spec.strategy_type == StrategyType.FIXED:
         times = [spec.fixed_time.astimezone(zone)] if spec.fixed_time else []
-    elif spec.strategy_type == strategy.LOOP:
+    elif spec.strategy_type == StrategyType.LOOP:
         times = []
         day = spec.loop_start_date
         values = set(spec.loop_circle_values)
         while day and spec.loop_end_date and day <= spec.loop_end_date:
             if (
-                spec.loop_circle_type == strategy.DAILY
-                or (spec.loop_circle_type == strategy.WEEKLY and day.isoweekday() in values)
-                or (spec.loop_circle_type == strategy.MONTHLY and day.day in values)
+                spec.loop_circle_type == CircleType.DAILY
+                or (spec.loop_circle_type == CircleType.WEEKLY and day.isoweekday() in values)
+                or (spec.loop_circle_type == CircleType.MONTHLY and day.day in values)
             ):
                 local = datetime.combine(day, spec.loop_time, tzinfo=zone)
                 # normalise through UTC: a wall time in a DST gap moves forward
@@ -79,19 +81,19 @@ def describe(campaign: Campaign, *, now: datetime | None = None) -> str:
     in the credential's timezone."""
     spec = campaign.push_spec()
     zone = zoneinfo.ZoneInfo(spec.timezone)
-    if spec.strategy_type == strategy.FIXED and spec.fixed_time:
+    if spec.strategy_type == StrategyType.FIXED and spec.fixed_time:
         when = spec.fixed_time.astimezone(zone)
         return _("Scheduled for %(when)s (%(zone)s)") % {
             "when": date_format(when, "Y-m-d H:i"),
             "zone": spec.timezone,
         }
-    if spec.strategy_type != strategy.LOOP or not spec.loop_time:
+    if spec.strategy_type != StrategyType.LOOP or not spec.loop_time:
         return ""
     at = spec.loop_time.strftime("%H:%M")
-    if spec.loop_circle_type == strategy.WEEKLY:
-        days = ", ".join(str(strategy.WEEKDAYS[d])[:3] for d in sorted(spec.loop_circle_values))
+    if spec.loop_circle_type == CircleType.WEEKLY:
+        days = ", ".join(str(Weekday(d).label)[:3] for d in sorted(spec.loop_circle_values))
         rule = _("weekly on %(days)s") % {"days": days}
-    elif spec.loop_circle_type == strategy.MONTHLY:
+    elif spec.loop_circle_type == CircleType.MONTHLY:
         rule = _("monthly on day %(days)s") % {
             "days": ", ".join(str(d) for d in sorted(spec.loop_circle_values))
         }
@@ -288,7 +290,7 @@ def reconcile(credential: Credential, *, now: datetime | None = None) -> dict[st
     known = ScheduledTask.objects.filter(app_id=credential.app_id)
     oldest = known.order_by("created_at").values_list("created_at", flat=True).first()
     start = (oldest or now) - timedelta(days=1)
-    end = now + timedelta(days=strategy.Limits().loop_max_days + 2)
+    end = now + timedelta(days=Limits().loop_max_days + 2)
     remote = {str(t.get("UniqueId")): t for t in PushClient(credential).list_scheduled(start, end)}
     report = {"executed": 0, "missing": 0, "pending": 0, "unknown_on_mpaas": []}
     local_ids = set()

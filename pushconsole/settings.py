@@ -281,7 +281,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         # The SDK logs signed request URLs (with the AccessKeyId) on server errors;
-        # pushapi.py records every failure itself.
+        # mpaas/client.py records every failure itself.
         "aliyunsdkcore": {"level": "CRITICAL", "propagate": False},
         # django-axes narrates every sign-in at INFO; lockouts are WARNINGs (and audited)
         "axes": {"level": "WARNING"},

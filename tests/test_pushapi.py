@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
-from campaigns import strategy
-from campaigns.pushapi import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError, scrub
+from campaigns.mpaas import strategy, wire
+from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError, scrub
 from tests.conftest import APP_ID, SANDBOX_SECRET, TEMPLATE_NAME, WORKSPACE
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +56,7 @@ def params(targets=None, **changes) -> dict[str, str]:
         expired_seconds=3600,
         **changes,
     )
-    return strategy.template_params(spec, targets or {"user-1": "mk-1", "user-2": "mk-2"})
+    return wire.template_params(spec, targets or {"user-1": "mk-1", "user-2": "mk-2"})
 
 
 def push_records(sandbox):
@@ -173,3 +175,14 @@ def test_scrub_removes_signed_urls():
     cleaned = scrub(text)
     assert "LTAIx" not in cleaned and "Signature" not in cleaned
     assert "Caused by X" in cleaned
+
+
+def test_the_client_is_the_only_module_of_the_app_that_imports_the_sdk():
+    root = Path(__file__).resolve().parent.parent
+    importers = sorted(
+        str(path.relative_to(root))
+        for folder in ("campaigns", "pushconsole")
+        for path in (root / folder).rglob("*.py")
+        if re.search(r"^\s*(from|import) aliyunsdkcore", path.read_text(), re.MULTILINE)
+    )
+    assert importers == ["campaigns/mpaas/client.py"]

@@ -11,8 +11,9 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from campaigns import lifecycle, scheduling, strategy
+from campaigns import lifecycle, scheduling
 from campaigns.models import Campaign, Occurrence, Run, ScheduledTask
+from campaigns.mpaas import strategy
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
 
 pytestmark = pytest.mark.django_db(transaction=True)

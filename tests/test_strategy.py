@@ -1,4 +1,5 @@
-"""campaigns.strategy: PushTemplate parameters, StrategyContent and their rules."""
+"""campaigns.mpaas (strategy, wire, vocabulary): PushTemplate parameters, StrategyContent
+and their rules."""
 
 from __future__ import annotations
 
@@ -16,26 +17,26 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from campaigns.strategy import (
-    DELIVERY_TYPES,
+from campaigns.mpaas.strategy import (
+    Limits,
+    PushSpec,
+    StrategyError,
+    check,
+    parse_placeholders,
+    render,
+    validate,
+    validate_template_name,
+)
+from campaigns.mpaas.vocabulary import (
     HARMONYOS_CATEGORIES,
     HMS_CATEGORIES,
     NOTIFY_LEVELS,
     RESERVED_EXTENDED_KEYS,
     RESULT_CODES,
-    Limits,
-    PushSpec,
-    StrategyError,
-    check,
+    DeliveryType,
     humanize_seconds,
-    parse_placeholders,
-    render,
-    strategy_content,
-    strategy_content_json,
-    template_params,
-    validate,
-    validate_template_name,
 )
+from campaigns.mpaas.wire import strategy_content, strategy_content_json, template_params
 
 if not settings.configured:  # standalone run, before the project's settings exist
     settings.configure(USE_I18N=True)
@@ -739,9 +740,9 @@ def test_humanize_seconds(seconds, text):
 
 def test_tables_for_the_ui():
     # Labels are lazy so the UI shows them in the reader's language.
-    assert all(isinstance(label, Promise) for label in DELIVERY_TYPES.values())
-    assert list(DELIVERY_TYPES) == [1, 2, 3, 5, 6, 7]
-    assert str(DELIVERY_TYPES[7]) == "HarmonyOS device"
+    assert all(isinstance(label, Promise) for label in DeliveryType.labels)
+    assert DeliveryType.values == [1, 2, 3, 5, 6, 7]
+    assert str(DeliveryType(7).label) == "HarmonyOS device"
     assert len(HMS_CATEGORIES) == 14 and str(HMS_CATEGORIES["9"]).startswith("FINANCE")
     assert str(HMS_CATEGORIES["13"]).startswith("PLAY_VOICE")
     assert len(HARMONYOS_CATEGORIES) == 13 and str(HARMONYOS_CATEGORIES["12"]).startswith(

@@ -1,7 +1,7 @@
 """The campaign builder form.
 
 It converts what marketing types into a Campaign (drafts may be incomplete), then runs
-every rule of strategy.py and puts each message next to the field it is about. Saving a
+every rule of mpaas/strategy.py and puts each message next to the field it is about. Saving a
 draft needs only the basics; launching needs the rules to pass (sending.launch checks
 again on the server).
 """
@@ -18,16 +18,26 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from campaigns import strategy
 from campaigns.conf import push_limits
 from campaigns.models import Campaign, Credential, MessageTemplate, ScheduleMode, TargetList
+from campaigns.mpaas import strategy
+from campaigns.mpaas.vocabulary import (
+    NOTIFY_LEVELS,
+    THIRD_CHANNEL_CATEGORIES,
+    ActivityEvent,
+    CircleType,
+    Classification,
+    NotifyType,
+    Vendor,
+    Weekday,
+)
 
 EXTENDED_ROWS = 20
 VALUE_PREFIX = "value__"
 CATEGORY_PREFIX = "tcc_"
 LEVEL_PREFIX = "level_"
 
-# Where strategy.py's messages about a PushSpec field are shown in this form.
+# Where mpaas/strategy.py's messages about a PushSpec field are shown in this form.
 SPEC_TO_FORM = {
     "app_id": "credential",
     "workspace_id": "credential",
@@ -42,8 +52,9 @@ SPEC_TO_FORM = {
 }
 
 
-def _choices(table, blank: str) -> list[tuple[str, str]]:
-    return [("", blank)] + [(str(code), label) for code, label in table.items()]
+def _choices(pairs, blank: str) -> list[tuple[str, str]]:
+    """A blank option, then (code, label) pairs: a Choices' ``.choices`` or a table's items."""
+    return [("", blank)] + [(str(code), label) for code, label in pairs]
 
 
 class DateTimeLocalInput(forms.DateTimeInput):
@@ -61,7 +72,7 @@ class CampaignForm(forms.ModelForm):
         label=gettext_lazy("Weekdays"),
         required=False,
         coerce=int,
-        choices=[(n, label) for n, label in strategy.WEEKDAYS.items()],
+        choices=Weekday.choices,
         widget=forms.CheckboxSelectMultiple,
     )
     loop_monthdays = forms.TypedMultipleChoiceField(
@@ -88,17 +99,17 @@ class CampaignForm(forms.ModelForm):
     classification = forms.ChoiceField(
         label=gettext_lazy("vivo message type"),
         required=False,
-        choices=_choices(strategy.CLASSIFICATIONS, gettext_lazy("Default (system)")),
+        choices=_choices(Classification.choices, gettext_lazy("Default (system)")),
     )
     notify_type = forms.ChoiceField(
         label=gettext_lazy("Notify type"),
         required=False,
-        choices=_choices(strategy.NOTIFY_TYPES, gettext_lazy("Default")),
+        choices=_choices(NotifyType.choices, gettext_lazy("Default")),
     )
     activity_event = forms.ChoiceField(
         label=gettext_lazy("Live-activity event"),
         required=False,
-        choices=_choices(strategy.ACTIVITY_EVENTS, gettext_lazy("None")),
+        choices=_choices(ActivityEvent.choices, gettext_lazy("None")),
     )
     sms_strategy = forms.TypedChoiceField(
         label=gettext_lazy("SMS supplement"),
@@ -184,12 +195,12 @@ class CampaignForm(forms.ModelForm):
             }
         )
         self.fields["expired_seconds"].widget.attrs.update({"min": 1, "step": 1})
-        for vendor, label in strategy.VENDORS.items():
-            table = strategy.THIRD_CHANNEL_CATEGORIES[vendor]
+        for vendor, label in Vendor.choices:
+            table = THIRD_CHANNEL_CATEGORIES[vendor]
             name = f"{CATEGORY_PREFIX}{vendor}"
             if table:
                 self.fields[name] = forms.ChoiceField(
-                    label=label, required=False, choices=_choices(table, _("Not set"))
+                    label=label, required=False, choices=_choices(table.items(), _("Not set"))
                 )
             else:
                 self.fields[name] = forms.CharField(
@@ -198,11 +209,11 @@ class CampaignForm(forms.ModelForm):
                     max_length=8,
                     help_text=_("Category code (digits)."),
                 )
-        for vendor, levels in strategy.NOTIFY_LEVELS.items():
+        for vendor, levels in NOTIFY_LEVELS.items():
             self.fields[f"{LEVEL_PREFIX}{vendor}"] = forms.ChoiceField(
-                label=strategy.VENDORS[vendor],
+                label=Vendor(vendor).label,
                 required=False,
-                choices=_choices(levels, _("Not set")),
+                choices=_choices(levels.items(), _("Not set")),
             )
         for n in range(EXTENDED_ROWS):
             self.fields[f"ext_key_{n}"] = forms.CharField(
@@ -260,9 +271,9 @@ class CampaignForm(forms.ModelForm):
             if value:
                 self.initial[name] = value.astimezone(zone).replace(tzinfo=None)
         values = list(campaign.loop_circle_values or [])
-        if campaign.loop_circle_type == strategy.WEEKLY:
+        if campaign.loop_circle_type == CircleType.WEEKLY:
             self.initial["loop_weekdays"] = values
-        elif campaign.loop_circle_type == strategy.MONTHLY:
+        elif campaign.loop_circle_type == CircleType.MONTHLY:
             self.initial["loop_monthdays"] = values
         for vendor, code in (campaign.third_channel_category or {}).items():
             self.initial[f"{CATEGORY_PREFIX}{vendor}"] = code
@@ -313,13 +324,13 @@ class CampaignForm(forms.ModelForm):
         cleaned["fixed_time"] = self._local(cleaned.get("fixed_time"))
         cleaned["dismissal_date"] = self._local(cleaned.get("dismissal_date"))
         circle = cleaned.get("loop_circle_type")
-        if circle == strategy.WEEKLY:
+        if circle == CircleType.WEEKLY:
             campaign.loop_circle_values = sorted(cleaned.get("loop_weekdays") or [])
-        elif circle == strategy.MONTHLY:
+        elif circle == CircleType.MONTHLY:
             campaign.loop_circle_values = sorted(cleaned.get("loop_monthdays") or [])
         else:
             campaign.loop_circle_values = []
-        # A blank value field is a value not given (strategy.py then names it).
+        # A blank value field is a value not given (mpaas/strategy.py then names it).
         campaign.template_values = {
             name[len(VALUE_PREFIX) :]: cleaned[name]
             for name in self.fields
@@ -327,12 +338,12 @@ class CampaignForm(forms.ModelForm):
         }
         campaign.third_channel_category = {
             vendor: str(cleaned[f"{CATEGORY_PREFIX}{vendor}"]).strip()
-            for vendor in strategy.VENDORS
+            for vendor in Vendor.values
             if str(cleaned.get(f"{CATEGORY_PREFIX}{vendor}") or "").strip()
         }
         campaign.notify_level = {
             vendor: cleaned[f"{LEVEL_PREFIX}{vendor}"]
-            for vendor in strategy.NOTIFY_LEVELS
+            for vendor in NOTIFY_LEVELS
             if cleaned.get(f"{LEVEL_PREFIX}{vendor}")
         }
         extended = {}
@@ -367,7 +378,7 @@ class CampaignForm(forms.ModelForm):
         self.rule_errors = errors
 
     def show_rule_errors(self) -> None:
-        """Put strategy.py's messages next to their fields (for display)."""
+        """Put mpaas/strategy.py's messages next to their fields (for display)."""
         for spec_field, messages in self.rule_errors.items():
             for message in messages:
                 if spec_field == "template_values":
@@ -384,7 +395,7 @@ class CampaignForm(forms.ModelForm):
     def form_field_for(self, spec_field: str) -> str | None:
         if spec_field == "loop_circle_values":
             circle = self.cleaned_data.get("loop_circle_type")
-            return "loop_monthdays" if circle == strategy.MONTHLY else "loop_weekdays"
+            return "loop_monthdays" if circle == CircleType.MONTHLY else "loop_weekdays"
         if spec_field in SPEC_TO_FORM:
             return SPEC_TO_FORM[spec_field]
         return spec_field if spec_field in self.fields else None

@@ -7,8 +7,8 @@ from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from campaigns import strategy
 from campaigns.models import Credential, MessageTemplate
+from campaigns.mpaas import strategy
 
 SAMPLE_PREFIX = "sample__"
 SHOWN_FIELD = "shown_placeholders"  # the placeholders the page has inputs for

@@ -6,7 +6,8 @@ import re
 
 from django.utils.translation import gettext as _
 
-from campaigns.models import DeliveryType, Target
+from campaigns.models import Target
+from campaigns.mpaas.vocabulary import DeliveryType
 
 TARGET_ID_MAX_LENGTH: int = Target._meta.get_field("target_id").max_length
 

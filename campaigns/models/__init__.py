@@ -1,17 +1,9 @@
 from .audit import AuditEvent
-from .campaign import (
-    Campaign,
-    CircleType,
-    Run,
-    RunCounts,
-    RunTally,
-    ScheduleMode,
-    StrategyType,
-)
+from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
 from .schedule import Occurrence, ScheduledTask
-from .target import DeliveryType, Target, TargetList
+from .target import Target, TargetList
 from .template import MessageTemplate
 
 __all__ = [
@@ -19,10 +11,8 @@ __all__ = [
     "AuditEvent",
     "Batch",
     "Campaign",
-    "CircleType",
     "Credential",
     "Delivery",
-    "DeliveryType",
     "MessageTemplate",
     "Occurrence",
     "Run",
@@ -30,7 +20,6 @@ __all__ = [
     "RunTally",
     "ScheduleMode",
     "ScheduledTask",
-    "StrategyType",
     "Target",
     "TargetList",
 ]

@@ -11,23 +11,13 @@ from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from campaigns import strategy
+from campaigns.mpaas import vocabulary
+from campaigns.mpaas.strategy import PushSpec
+from campaigns.mpaas.vocabulary import CircleType, DeliveryType, StrategyType
 
 from .credential import Credential
-from .target import DeliveryType, TargetList
+from .target import TargetList
 from .template import MessageTemplate
-
-
-class StrategyType(models.IntegerChoices):
-    IMMEDIATE = 0, _("Immediate")
-    FIXED = 1, _("Fixed time")
-    LOOP = 2, _("Loop")
-
-
-class CircleType(models.IntegerChoices):
-    DAILY = 1, _("Daily")
-    WEEKLY = 2, _("Weekly")
-    MONTHLY = 3, _("Monthly")
 
 
 class ScheduleMode(models.TextChoices):
@@ -207,11 +197,12 @@ class Campaign(models.Model):
         is one of `allowed`. Returns whether it did."""
         return bool(Campaign.objects.filter(pk=self.pk, status__in=allowed).update(**fields))
 
-    def push_spec(self) -> strategy.PushSpec:
-        """This campaign as the plain value strategy.py validates and turns into params."""
+    def push_spec(self) -> PushSpec:
+        """This campaign as the plain value mpaas/strategy.py validates and mpaas/wire.py
+        turns into params."""
         template = self.template
         credential = self.credential
-        return strategy.PushSpec(
+        return PushSpec(
             task_name=self.task_name,
             app_id=credential.app_id,
             workspace_id=credential.workspace_id,
@@ -401,7 +392,7 @@ class Run(models.Model):
                 status=row["status"],
                 status_label=Batch.Status(row["status"]).label,
                 result_code=row["result_code"] or "",
-                meaning=strategy.result_meaning(row["result_code"] or ""),
+                meaning=vocabulary.result_label(row["result_code"] or ""),
                 calls=row["calls"],
                 targets=row["targets"] or 0,
             )

@@ -6,14 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-
-class DeliveryType(models.IntegerChoices):
-    ANDROID_DEVICE = 1, _("Android device")
-    IOS_DEVICE = 2, _("iOS device")
-    USER_ID = 3, _("User ID")
-    LIVE_ACTIVITY_TOKEN = 5, _("iOS live-activity push token")
-    LIVE_ACTIVITY_ID = 6, _("Live-activity ID")
-    HARMONYOS_DEVICE = 7, _("HarmonyOS device")
+from campaigns.mpaas.vocabulary import DeliveryType
 
 
 class TargetList(models.Model):

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from campaigns import strategy
+from campaigns.mpaas import strategy
 
 
 class MessageTemplate(models.Model):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from campaigns.pushapi import PERMANENT, PushError, PushReply
+from campaigns.mpaas.client import PERMANENT, PushError, PushReply
 
 
 def _lease_end() -> float:

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from campaigns import planning, queueing, ratelimit, sweeper
 from campaigns.faults import fault_point
 from campaigns.models import Run
-from campaigns.pushapi import TRANSIENT, PushClient, PushError
+from campaigns.mpaas.client import TRANSIENT, PushClient, PushError
 
 from .claims import Claim, Outcome
 from .recorder import RunContext, RunLedger, has_pending

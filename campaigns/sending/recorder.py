@@ -25,10 +25,13 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import ratelimit, strategy
+from campaigns import ratelimit
 from campaigns.conf import push_limits
 from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, RunTally, ScheduledTask
-from campaigns.pushapi import AMBIGUOUS, PERMANENT, PushClient, PushError, PushReply
+from campaigns.mpaas import wire
+from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, PushClient, PushError, PushReply
+from campaigns.mpaas.strategy import PushSpec
+from campaigns.mpaas.vocabulary import StrategyType
 
 from .claims import Claim, Outcome
 
@@ -41,7 +44,7 @@ class RunContext:
 
     run_id: int
     campaign_id: int
-    spec: strategy.PushSpec
+    spec: PushSpec
     credential_id: int
     app_id: str
     client: PushClient
@@ -195,7 +198,7 @@ def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
         targets[batch_id][target_id] = key
     limits = push_limits()
     params = {
-        batch_id: strategy.template_params(ctx.spec, targets[batch_id], limits=limits)
+        batch_id: wire.template_params(ctx.spec, targets[batch_id], limits=limits)
         for batch_id in ids
     }
     attempts = Attempt.objects.bulk_create(
@@ -280,7 +283,7 @@ def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) ->
         by_code: dict[str, list[int]] = {}
         for claim, reply in current:
             by_code.setdefault(reply.result_code, []).append(claim.batch_id)
-            if reply.data and ctx.spec.strategy_type != strategy.IMMEDIATE:
+            if reply.data and ctx.spec.strategy_type != StrategyType.IMMEDIATE:
                 ScheduledTask.objects.get_or_create(
                     app_id=ctx.app_id,
                     task_id=reply.data,

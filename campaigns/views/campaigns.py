@@ -15,11 +15,14 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, lifecycle, planning, scheduling, strategy
+from campaigns import audit, lifecycle, planning, scheduling
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
-from campaigns.pushapi import PushError
+from campaigns.mpaas import wire
+from campaigns.mpaas.client import PushError
+from campaigns.mpaas.strategy import StrategyError
+from campaigns.mpaas.vocabulary import StrategyType, humanize_seconds
 
 PAGE_SIZE = 50
 
@@ -123,7 +126,7 @@ def _preview(form: CampaignForm) -> dict:
     }
     seconds = form.data.get("expired_seconds") if form.is_bound else form.instance.expired_seconds
     try:
-        data["expiry"] = strategy.humanize_seconds(int(seconds))
+        data["expiry"] = humanize_seconds(int(seconds))
     except (TypeError, ValueError):
         data["expiry"] = ""
     complete = (
@@ -131,10 +134,10 @@ def _preview(form: CampaignForm) -> dict:
     )
     if complete and (not form.is_bound or hasattr(form, "cleaned_data")):
         try:
-            data["strategy_json"] = strategy.strategy_content_json(form.instance.push_spec())
-        except strategy.StrategyError as exc:
+            data["strategy_json"] = wire.strategy_content_json(form.instance.push_spec())
+        except StrategyError as exc:
             data["strategy_error"] = str(exc)
-        if form.instance.strategy_type != strategy.IMMEDIATE:
+        if form.instance.strategy_type != StrategyType.IMMEDIATE:
             data["schedule"] = scheduling.choose(form.instance)
     return data
 
@@ -171,7 +174,7 @@ def campaign_review(request, pk: int):
             "targets": count,
             "params": params,
             "send_seconds": seconds,
-            "send_time": strategy.humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
+            "send_time": humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
             "expires_first": seconds > campaign.expired_seconds,
         },
     )
@@ -225,7 +228,7 @@ def campaign_detail(request, pk: int):
             "batch_statuses": Batch.Status.choices,
             "active": campaign.is_sending_now(),
             "schedule_text": scheduling.describe(campaign)
-            if campaign.strategy_type != strategy.IMMEDIATE
+            if campaign.strategy_type != StrategyType.IMMEDIATE
             else "",
             "tasks": campaign.tasks.order_by("pk")[:100],
             "upcoming": scheduling.upcoming(campaign),

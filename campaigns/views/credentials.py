@@ -23,7 +23,7 @@ from accounts.roles import admin_only
 from campaigns import audit, crypto
 from campaigns.forms.credentials import SECRET_FIELD, CredentialForm
 from campaigns.models import Credential
-from campaigns.pushapi import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
+from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
 
 ERROR_KINDS = {
     TRANSIENT: gettext_lazy("temporary: nothing was done and a retry may succeed"),

@@ -3,10 +3,12 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from campaigns import audit, strategy
+from campaigns import audit
 from campaigns.conf import push_limits
-from campaigns.models import Credential, DeliveryType, MessageTemplate
-from campaigns.pushapi import PushClient, PushError
+from campaigns.models import Credential, MessageTemplate
+from campaigns.mpaas import strategy, wire
+from campaigns.mpaas.client import PushClient, PushError
+from campaigns.mpaas.vocabulary import DeliveryType
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -73,7 +75,7 @@ class Command(BaseCommand):
         if errors:
             raise CommandError(" ".join(str(m) for messages in errors.values() for m in messages))
         msg_key = uuid.uuid4().hex
-        params = strategy.template_params(spec, {options["target"]: msg_key})
+        params = wire.template_params(spec, {options["target"]: msg_key})
         try:
             reply = PushClient(credential).push_template(params)
         except PushError as exc:

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import scheduling
 from campaigns.models import Credential
-from campaigns.pushapi import PushError
+from campaigns.mpaas.client import PushError
 
 
 class Command(BaseCommand):

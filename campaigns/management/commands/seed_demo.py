@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from campaigns import audit
-from campaigns.models import Credential, DeliveryType, MessageTemplate, Target, TargetList
+from campaigns.models import Credential, MessageTemplate, Target, TargetList
+from campaigns.mpaas.vocabulary import DeliveryType
 from pushconsole.envutil import generated_secret
 
 DEMO_APP_ID = "ONEX570DA89211721"

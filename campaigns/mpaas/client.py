@@ -4,13 +4,14 @@
 domain and API version from the credential) and turns every answer into a `PushReply`
 or a `PushError` whose `kind` tells the sending loop what to do:
 
-- transient: nothing was delivered and a retry may succeed (8011, Throttling*, 5xx,
-  connection refused / connect timeout);
+- transient: nothing was delivered and a retry may succeed (a ResultCode marked
+  retryable in `vocabulary.RESULT_CODES`, i.e. 8011; a gateway Throttling* or 5xx,
+  `vocabulary.RETRYABLE_GATEWAY_CODES`; connection refused / connect timeout);
 - permanent: retrying cannot help (bad parameters, template missing, bad credentials);
 - ambiguous: the request may have reached mPaaS but no answer came back (read timeout,
   connection dropped after sending). Retry only with the same msgKeys.
 
-The SDK never retries here (`auto_retry=False`): retries happen in sending.py only.
+The SDK never retries here (`auto_retry=False`): retries happen in the sending loop only.
 Nothing here logs the secret, the signature or a signed URL; SDK error texts are
 scrubbed of URLs before they are stored or shown.
 """
@@ -33,17 +34,11 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
+from .vocabulary import is_retryable, is_retryable_gateway, is_success
+
 PRODUCT = "mpaas"
 
 TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
-
-# Business result codes (HTTP 200, Success=false) that are worth retrying.
-TRANSIENT_RESULT_CODES = frozenset({"8011"})
-# Gateway error codes (HTTP 4xx/5xx) that are worth retrying.
-TRANSIENT_GATEWAY_CODES = frozenset(
-    {"Throttling", "Throttling.User", "Throttling.Api", "ServiceUnavailable", "InternalError"}
-)
-SUCCESS_RESULT_CODES = frozenset({"OK", "100", "SUCCESS"})
 
 # Texts of network failures where the request certainly never reached the server.
 _NOT_SENT_MARKERS = (
@@ -203,9 +198,8 @@ class PushClient:
             message = _("mPaaS does not know this AccessKey ID, or it is disabled.")
         elif code == "InvalidTimeStamp.Expired":
             message = _("This machine's clock is more than 15 minutes off.")
-        transient = code in TRANSIENT_GATEWAY_CODES or (status is not None and status >= 500)
         return PushError(
-            TRANSIENT if transient else PERMANENT,
+            TRANSIENT if is_retryable_gateway(code, status) else PERMANENT,
             code,
             message,
             request_id=exc.get_request_id() or "",
@@ -230,17 +224,17 @@ class PushClient:
     # -- API -------------------------------------------------------------------------
 
     def push_template(self, params: Mapping[str, Any]) -> PushReply:
-        """Call PushTemplate with business `params` (wire names, from strategy.py).
+        """Call PushTemplate with business `params` (wire names, from mpaas/wire.py).
 
         Returns the reply when mPaaS accepted the push; raises PushError otherwise,
         including business failures that arrive as HTTP 200 with Success=false."""
         data, body, status, latency = self._call("PushTemplate", params)
         result = data.get("PushResult") or {}
         code = str(data.get("ResultCode", ""))
-        success = bool(result.get("Success")) if result else code in SUCCESS_RESULT_CODES
+        success = bool(result.get("Success")) if result else is_success(code)
         if not success:
             raise PushError(
-                TRANSIENT if code in TRANSIENT_RESULT_CODES else PERMANENT,
+                TRANSIENT if is_retryable(code) else PERMANENT,
                 code or "Unknown",
                 str(data.get("ResultMessage") or result.get("ResultMsg") or ""),
                 request_id=str(data.get("RequestId", "")),
@@ -265,9 +259,9 @@ class PushClient:
     def _checked(self, action: str, params: Mapping[str, Any]) -> dict:
         data, body, status, latency = self._call(action, params)
         code = str(data.get("ResultCode", ""))
-        if code not in SUCCESS_RESULT_CODES:
+        if not is_success(code):
             raise PushError(
-                TRANSIENT if code in TRANSIENT_RESULT_CODES else PERMANENT,
+                TRANSIENT if is_retryable(code) else PERMANENT,
                 code or "Unknown",
                 str(data.get("ResultMessage") or ""),
                 request_id=str(data.get("RequestId", "")),

@@ -1,0 +1,1 @@
+"""Everything about the mPaaS push contract: client, vocabulary, rules, wire format."""
