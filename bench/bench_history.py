@@ -13,12 +13,12 @@ time is server time) as an auditor, --repeat times each:
 
 Baseline: the same page's delivery queries run alone through a cursor (no ORM, no
 templates), so the ratio shows what the view adds. Every page is read by
-HistoryFilterForm.page(): its ids alone, then those rows by id (two queries; one when
+HistoryQuery.page(): its ids alone, then those rows by id (two queries; one when
 nothing matches), both in the baseline, and both plans are printed. Target: p95 ≤ 150 ms
 each and no request runs a COUNT over the table (checked with CaptureQueriesContext).
 
 Then the CSV export of the campaign + date filter is streamed through GET
-/history/export.csv (HistoryFilterForm.iter_rows(), EXPORT_CHUNK ids at a time) a few
+/history/export.csv (HistoryQuery.iter_rows(), EXPORT_CHUNK ids at a time) a few
 times: rows, seconds and rows/s, and the queries per chunk. No target: it is a download.
 
     .venv/bin/python bench/bench_history.py                  # 500,000 rows on SQLite
@@ -149,7 +149,7 @@ def bench_export(client, query: dict[str, str], repeat: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from campaigns.views import history
+    from campaigns import history
 
     runs = []
     for _ in range(repeat):

@@ -235,8 +235,8 @@ def test_test_connection_shows_the_error_code_message_and_request_id(admin_clien
     assert "SignatureDoesNotMatch" in page
     assert "The AccessKey secret does not match this AccessKey ID." in page
     result = response.context["result"]
-    assert result["kind"] == "permanent" and result["request_id"]
-    assert result["request_id"] in page
+    assert result.kind == "permanent" and result.request_id
+    assert result.request_id in page
     assert "a-wrong-secret" not in page
     event = AuditEvent.objects.get(action="credential.test")
     assert event.details["ok"] is False and event.details["code"] == "SignatureDoesNotMatch"
@@ -248,7 +248,7 @@ def test_test_connection_to_a_dead_endpoint_says_so(admin_client, credential):
     response = admin_client.post(reverse("credential-test", args=[credential.pk]))
     assert response.status_code == 200
     assert "The call failed." in response.text
-    assert response.context["result"]["kind"] == "transient"
+    assert response.context["result"].kind == "transient"
 
 
 def test_test_connection_is_post_only(admin_client, credential):

@@ -15,11 +15,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import lifecycle
-from campaigns.exporting import csv_lines, neutralise
+from campaigns import history, lifecycle
+from campaigns.csvio import csv_lines, neutralise
 from campaigns.forms.history import HistoryFilterForm
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
-from campaigns.views import history
 from tests.conftest import SANDBOX_SECRET
 from tests.pipeline_helpers import drain, make_campaign
 
@@ -415,7 +414,7 @@ def test_every_date_filter_pages_the_same_rows_as_one_query(client, auditor, dat
     query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
     form = HistoryFilterForm(query)
     assert form.is_valid(), form.errors
-    expected = list(form.matching_ids())  # unsliced: one plain query
+    expected = list(form.query().matching_ids())  # unsliced: one plain query
     assert len(expected) > 50
     client.force_login(auditor)
     pages, _sql = all_pages(client, query)
@@ -463,10 +462,10 @@ def test_a_page_reads_its_ids_alone_then_its_rows_by_id(dated_ledger, query):
     spring, _autumn = dated_ledger
     query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
     form = HistoryFilterForm(query or None)
-    expected = list(form.matching_ids()[:5])
+    expected = list(form.query().matching_ids()[:5])
     assert expected
     with CaptureQueriesContext(connection) as queries:
-        page = form.page(size=5)
+        page = form.query().page(size=5)
     assert [d.pk for d in page] == expected
     id_reads, row_reads = delivery_reads(queries)
     assert len(id_reads) == 1 and "LIMIT 5" in id_reads[0]
@@ -492,24 +491,24 @@ def test_pages_and_export_chunks_follow_the_same_keyset(dated_ledger, query):
     spring, _autumn = dated_ledger
     query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
     form = HistoryFilterForm(query)
-    expected = list(form.matching_ids())
+    expected = list(form.query().matching_ids())
     assert len(expected) > 20
     pages, before = [], None
-    while page := [d.pk for d in form.page(before=before, size=20)]:
+    while page := [d.pk for d in form.query().page(before=before, size=20)]:
         pages.append(page)
         before = page[-1]
     assert [pk for page in pages for pk in page] == expected
     assert all(len(page) == 20 for page in pages[:-1])
     for chunk in (7, 20, len(expected), len(expected) + 1):
-        assert [d.pk for d in form.iter_rows(chunk=chunk)] == expected, chunk
+        assert [d.pk for d in form.query().iter_rows(chunk=chunk)] == expected, chunk
 
 
 @pytest.mark.django_db
 def test_a_chunk_that_ends_the_matches_exactly_reads_one_empty_chunk_of_ids(dated_ledger):
     form = HistoryFilterForm({"launched_by": "mark"})
-    total = len(list(form.matching_ids()))
+    total = len(list(form.query().matching_ids()))
     with CaptureQueriesContext(connection) as queries:
-        assert len(list(form.iter_rows(chunk=total // 2))) == total == 2 * (total // 2)
+        assert len(list(form.query().iter_rows(chunk=total // 2))) == total == 2 * (total // 2)
     id_reads, row_reads = delivery_reads(queries)
     assert (len(id_reads), len(row_reads)) == (3, 2)  # the third finds no id: no row read
 
@@ -517,10 +516,10 @@ def test_a_chunk_that_ends_the_matches_exactly_reads_one_empty_chunk_of_ids(date
 @pytest.mark.django_db
 def test_invalid_filters_match_nothing_and_no_filter_matches_everything(dated_ledger):
     with CaptureQueriesContext(connection) as queries:
-        assert HistoryFilterForm({"date_from": "yesterday"}).page() == []
-        assert list(HistoryFilterForm({"status": "lost"}).iter_rows()) == []
+        assert HistoryFilterForm({"date_from": "yesterday"}).query().page() == []
+        assert list(HistoryFilterForm({"status": "lost"}).query().iter_rows()) == []
     assert delivery_reads(queries) == ([], [])
     newest = list(Delivery.objects.order_by("-id").values_list("pk", flat=True)[:3])
-    assert [d.pk for d in HistoryFilterForm().page(size=3)] == newest
-    assert [d.pk for d in HistoryFilterForm({"before": ""}).page(size=3)] == newest
-    assert [d.pk for d in HistoryFilterForm().page(before=newest[0], size=2)] == newest[1:]
+    assert [d.pk for d in HistoryFilterForm().query().page(size=3)] == newest
+    assert [d.pk for d in HistoryFilterForm({"before": ""}).query().page(size=3)] == newest
+    assert [d.pk for d in HistoryFilterForm().query().page(before=newest[0], size=2)] == newest[1:]

@@ -318,30 +318,41 @@ class CampaignForm(forms.ModelForm):
     def clean_schedule_mode(self) -> str:
         return self.cleaned_data.get("schedule_mode") or ScheduleMode.AUTO
 
+    # Model fields built from several form fields in clean(); _post_clean puts them on
+    # the instance, where Django's ModelForm puts the rest.
+    DERIVED = (
+        "loop_circle_values",
+        "template_values",
+        "third_channel_category",
+        "notify_level",
+        "extended_params",
+        "sms_template_param",
+        "activity_content_state",
+    )
+
     def clean(self):
         cleaned = super().clean()
-        campaign = self.instance
         cleaned["fixed_time"] = self._local(cleaned.get("fixed_time"))
         cleaned["dismissal_date"] = self._local(cleaned.get("dismissal_date"))
         circle = cleaned.get("loop_circle_type")
         if circle == CircleType.WEEKLY:
-            campaign.loop_circle_values = sorted(cleaned.get("loop_weekdays") or [])
+            cleaned["loop_circle_values"] = sorted(cleaned.get("loop_weekdays") or [])
         elif circle == CircleType.MONTHLY:
-            campaign.loop_circle_values = sorted(cleaned.get("loop_monthdays") or [])
+            cleaned["loop_circle_values"] = sorted(cleaned.get("loop_monthdays") or [])
         else:
-            campaign.loop_circle_values = []
+            cleaned["loop_circle_values"] = []
         # A blank value field is a value not given (mpaas/strategy.py then names it).
-        campaign.template_values = {
+        cleaned["template_values"] = {
             name[len(VALUE_PREFIX) :]: cleaned[name]
             for name in self.fields
             if name.startswith(VALUE_PREFIX) and cleaned.get(name)
         }
-        campaign.third_channel_category = {
+        cleaned["third_channel_category"] = {
             vendor: str(cleaned[f"{CATEGORY_PREFIX}{vendor}"]).strip()
             for vendor in Vendor.values
             if str(cleaned.get(f"{CATEGORY_PREFIX}{vendor}") or "").strip()
         }
-        campaign.notify_level = {
+        cleaned["notify_level"] = {
             vendor: cleaned[f"{LEVEL_PREFIX}{vendor}"]
             for vendor in NOTIFY_LEVELS
             if cleaned.get(f"{LEVEL_PREFIX}{vendor}")
@@ -356,12 +367,16 @@ class CampaignForm(forms.ModelForm):
                 self.add_error(f"ext_key_{n}", _("Key %(key)s is given twice.") % {"key": key})
             elif key:
                 extended[key] = value
-        campaign.extended_params = extended
-        campaign.sms_template_param = self._json_object("sms_template_param") or {}
-        campaign.activity_content_state = self._json_object("activity_content_state")
+        cleaned["extended_params"] = extended
+        cleaned["sms_template_param"] = self._json_object("sms_template_param") or {}
+        cleaned["activity_content_state"] = self._json_object("activity_content_state")
         return cleaned
 
     def _post_clean(self):
+        if hasattr(self, "cleaned_data"):
+            for name in self.DERIVED:
+                if name in self.cleaned_data:
+                    setattr(self.instance, name, self.cleaned_data[name])
         super()._post_clean()
         # Rules are checked on every save so the builder can show them; a draft with
         # broken rules still saves (see `launch_errors`), launching does not.
@@ -382,12 +397,14 @@ class CampaignForm(forms.ModelForm):
         for spec_field, messages in self.rule_errors.items():
             for message in messages:
                 if spec_field == "template_values":
-                    named = [
+                    # each value field left blank, or (values the template does not
+                    # have) the whole form
+                    blank = [
                         field.name
                         for field in self.value_fields()
-                        if f"#{field.name[len(VALUE_PREFIX) :]}#" in message
+                        if not self.cleaned_data.get(field.name)
                     ]
-                    for name in named or [None]:
+                    for name in blank or [None]:
                         self.add_error(name, message)
                 else:
                     self.add_error(self.form_field_for(spec_field), message)

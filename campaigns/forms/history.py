@@ -1,27 +1,18 @@
-"""The send-history filter: exact-match fields only, so every filter is an index lookup
-(or a small subquery) and never a `LIKE '%x%'` over the delivery table.
-
-HistoryFilterForm.page() gives one keyset page of the matches (newest first, `before=`
-the last id shown) and iter_rows() walks all of them in chunks for the export; both read
-ids first, then those rows by primary key, and neither counts."""
+"""The send-history filter form: exact-match fields only, validated into a
+`history.HistoryQuery` (which reads the matching deliveries)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from django import forms
-from django.db.models import F, Q, QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from campaigns.models import Attempt, Batch, Campaign, Delivery, Run
+from campaigns.history import HistoryQuery
+from campaigns.models import Campaign, Delivery
 
 CAMPAIGN_CHOICES = 200  # the select lists the newest campaigns; any id is still accepted
-DATE_FIELDS = {"finished": "finished_at", "created": "batch__created_at"}
-# what a history row shows besides the delivery itself
-RELATED = ("batch", "run__campaign", "run__launched_by", "run__campaign__launched_by")
 
 
 def _text(label, max_length: int, **kwargs) -> forms.CharField:
@@ -112,128 +103,23 @@ class HistoryFilterForm(forms.Form):
             out[name] = value.isoformat() if isinstance(value, date) else str(value)
         return out
 
-    def matching_ids(self) -> QuerySet:
-        """The ids of the deliveries the filters match, newest first (keyset on id), as
-        one query on the delivery table: no joins for display, so the indexes of the
-        filtered columns answer it. An unbound form matches every delivery; invalid
-        filters match none."""
+    def query(self) -> HistoryQuery:
+        """The filters as a query: every delivery when unbound, none when invalid."""
         if not self.is_bound:
-            return Delivery.objects.order_by("-id").values_list("pk", flat=True)
+            return HistoryQuery()
         if not self.is_valid():
-            return Delivery.objects.none().values_list("pk", flat=True)
+            return HistoryQuery(matches_nothing=True)
         data = self.cleaned_data
-        rows = Delivery.objects.all()
-        if data["target_id"]:
-            rows = rows.filter(target_id=data["target_id"])
-        if data["msg_key"]:
-            rows = rows.filter(msg_key=data["msg_key"])
-        if data["status"]:
-            rows = rows.filter(status=data["status"])
-        if data["result_code"]:
-            rows = rows.filter(result_code=data["result_code"])
-        if data["request_id"]:
-            rows = rows.filter(batch__in=batches_with_request_id(data["request_id"]))
-        runs = _runs(data)
-        if runs is not None:
-            rows = rows.filter(run__in=runs)
-        if data.get("date_from") or data.get("date_to"):
-            rows = _in_dates(rows, data)
-        # `id + 0`: the same order, but one the primary key index cannot produce (see
-        # _window_scan), so the planner reads the date window through its index
-        newest_first = (F("id") + 0).desc() if _window_scan(data) else "-id"
-        return rows.order_by(newest_first).values_list("pk", flat=True)
-
-    def page(self, before: int | None = None, size: int = 50) -> list[Delivery]:
-        """Up to `size` matching deliveries with an id below `before` (from the newest
-        when None or 0), newest first, with what a history row shows. The next page is
-        `before=<the last id shown>`; nothing is ever counted."""
-        return _with_related(self._page_ids(before, size))
-
-    def iter_rows(self, chunk: int = 2000) -> Iterator[Delivery]:
-        """Every matching delivery, newest first, read `chunk` at a time by the same
-        keyset as page(), so a long export holds one chunk in memory and each read
-        stays as cheap as a page."""
-        before = None
-        while True:
-            ids = self._page_ids(before, chunk)
-            yield from _with_related(ids)
-            if len(ids) < chunk:
-                return
-            before = ids[-1]
-
-    def _page_ids(self, before: int | None, size: int) -> list[int]:
-        ids = self.matching_ids()
-        if before:
-            ids = ids.filter(id__lt=before)
-        return list(ids[:size])
-
-
-def _with_related(ids: list[int]) -> list[Delivery]:
-    """The deliveries `ids`, in that order, with RELATED, read by primary key.
-
-    A page is read in two steps: its ids alone (matching_ids(), which an index on the
-    filtered columns answers, and whose sort, if any, sorts integers rather than
-    thousands of joined rows), then only those rows joined with what they show."""
-    if not ids:
-        return []
-    found = Delivery.objects.select_related(*RELATED).in_bulk(ids)
-    return [found[pk] for pk in ids if pk in found]
-
-
-def batches_with_request_id(request_id: str) -> QuerySet[Batch]:
-    """Batches whose last call, or any earlier attempt, had this RequestId."""
-    earlier = Attempt.objects.filter(request_id=request_id).values("batch_id")
-    return Batch.objects.filter(Q(request_id=request_id) | Q(pk__in=earlier)).values("pk")
-
-
-def _runs(data: dict[str, Any]) -> QuerySet[Run] | None:
-    """A subquery of the runs the campaign and launcher filters allow, or None."""
-    runs = Run.objects.all()
-    used = False
-    if data["campaign"]:
-        runs, used = runs.filter(campaign_id=data["campaign"]), True
-    if data["task_name"]:
-        runs, used = runs.filter(campaign__task_name=data["task_name"]), True
-    if data["launched_by"]:
-        # a scheduled occurrence may have no launcher of its own: the campaign's counts
-        who = data["launched_by"]
-        runs = runs.filter(
-            Q(launched_by__username=who)
-            | Q(launched_by__isnull=True, campaign__launched_by__username=who)
+        return HistoryQuery(
+            campaign=data.get("campaign"),
+            task_name=data["task_name"],
+            target_id=data["target_id"],
+            msg_key=data["msg_key"],
+            request_id=data["request_id"],
+            result_code=data["result_code"],
+            status=data.get("status") or "",
+            launched_by=data["launched_by"],
+            date_field=data.get("date_field") or "finished",
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
         )
-        used = True
-    return runs.values("pk") if used else None
-
-
-def local_day_start(day: date) -> datetime:
-    """Midnight of `day` in TIME_ZONE, as an aware datetime (compared in UTC)."""
-    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
-
-
-def _in_dates(rows: QuerySet[Delivery], data: dict[str, Any]) -> QuerySet[Delivery]:
-    column = DATE_FIELDS.get(data.get("date_field") or "finished", "finished_at")
-    if data.get("date_from"):
-        rows = rows.filter(**{f"{column}__gte": local_day_start(data["date_from"])})
-    if data.get("date_to"):
-        end = local_day_start(data["date_to"] + timedelta(days=1))
-        rows = rows.filter(**{f"{column}__lt": end})
-    return rows
-
-
-def _window_scan(data: dict[str, Any]) -> bool:
-    """Whether a date-filtered page should read the finish-time window through its index
-    and sort the window's ids, rather than walk newest-first along the primary key.
-
-    Walking back from the newest delivery stops at the page's last match: quick when the
-    matches are recent, a walk through every newer delivery when they are not, and
-    PostgreSQL picks that walk anyway because it cannot know that ids and finish times
-    rise together. A window with an end date, or one campaign's window, can lie far back,
-    so it is read through `delivery_run_finished_idx` / `delivery_finished_idx` instead:
-    the cost is then the rows inside the window, however old. An open window ("since
-    ...") over all campaigns holds the newest rows, where the walk is best.
-    """
-    if not (data.get("date_from") or data.get("date_to")):
-        return False
-    finished = DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at"
-    one_campaign = data.get("campaign") or data.get("task_name")
-    return finished and bool(data.get("date_to") or one_campaign)

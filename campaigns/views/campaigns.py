@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, lifecycle, planning, scheduling
+from campaigns import audit, lifecycle, paging, planning, scheduling
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -37,24 +37,18 @@ def _campaign(pk: int) -> Campaign:
 @require_GET
 def campaign_list(request):
     form = CampaignSearchForm(request.GET or None)
-    campaigns = Campaign.objects.select_related("credential", "target_list").order_by("-pk")
+    campaigns = Campaign.objects.select_related("credential", "target_list")
     if form.is_valid():
         if form.cleaned_data["q"]:
             campaigns = campaigns.filter(task_name__icontains=form.cleaned_data["q"])
         if form.cleaned_data["status"]:
             campaigns = campaigns.filter(status=form.cleaned_data["status"])
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        campaigns = campaigns.filter(pk__lt=int(before))
-    page = list(campaigns[: PAGE_SIZE + 1])
+    before = paging.cursor(request.GET.get("before"))
+    page = paging.keyset_page(campaigns, key="pk", descending=True, size=PAGE_SIZE, after=before)
     return render(
         request,
         "campaigns/campaigns/list.html",
-        {
-            "form": form,
-            "campaigns": page[:PAGE_SIZE],
-            "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
-        },
+        {"form": form, "campaigns": page.rows, "next_before": page.next_cursor},
     )
 
 
@@ -209,10 +203,8 @@ def campaign_detail(request, pk: int):
     outcome = request.GET.get("outcome", "")
     if outcome in Batch.Status.values:
         batches = batches.filter(status=outcome)
-    after = request.GET.get("after", "")
-    if after.isdigit():
-        batches = batches.filter(seq__gt=int(after))
-    page = list(batches[: PAGE_SIZE + 1])
+    after = paging.cursor(request.GET.get("after"))
+    page = paging.keyset_page(batches, key="seq", size=PAGE_SIZE, after=after)
     return render(
         request,
         "campaigns/campaigns/detail.html",
@@ -222,8 +214,8 @@ def campaign_detail(request, pk: int):
             "counts": run.counts() if run else None,
             "runs": campaign.runs.order_by("-number"),
             "outcomes": run.outcomes() if run else [],
-            "batches": page[:PAGE_SIZE],
-            "next_after": page[PAGE_SIZE - 1].seq if len(page) > PAGE_SIZE else None,
+            "batches": page.rows,
+            "next_after": page.next_cursor,
             "outcome": outcome,
             "batch_statuses": Batch.Status.choices,
             "active": campaign.is_sending_now(),

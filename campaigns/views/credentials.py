@@ -5,31 +5,24 @@ or the full AccessKey ID, and none may be cached."""
 from __future__ import annotations
 
 from copy import copy
-from datetime import timedelta
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, ProtectedError
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import admin_only
-from campaigns import audit, crypto
+from campaigns import audit, connection_check
+from campaigns.deletion import delete_unless_used
 from campaigns.forms.credentials import SECRET_FIELD, CredentialForm
 from campaigns.models import Credential
-from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError
-
-ERROR_KINDS = {
-    TRANSIENT: gettext_lazy("temporary: nothing was done and a retry may succeed"),
-    PERMANENT: gettext_lazy("permanent: retrying cannot help until something is fixed"),
-    AMBIGUOUS: gettext_lazy("ambiguous: no answer came back"),
-}
 
 
 @never_cache
@@ -82,47 +75,13 @@ def credential_edit(request, pk: int):
     return _edit(request, get_object_or_404(Credential, pk=pk))
 
 
-def check_connection(credential: Credential) -> dict:
-    """One harmless authenticated call (QueryPushSchedulerList over the last day): what
-    mPaaS answered, for the page and the audit trail. Secret-free."""
-    now = timezone.now()
-    try:
-        tasks = PushClient(credential).list_scheduled(now - timedelta(days=1), now)
-    except PushError as exc:
-        return {
-            "ok": False,
-            "kind": exc.kind,
-            "kind_label": ERROR_KINDS.get(exc.kind, exc.kind),
-            "code": exc.code,
-            "message": exc.message,
-            "request_id": exc.request_id,
-            "http_status": exc.http_status,
-        }
-    except crypto.SecretUnreadableError:
-        return {
-            "ok": False,
-            "kind": PERMANENT,
-            "kind_label": ERROR_KINDS[PERMANENT],
-            "code": "SecretUnreadable",
-            "message": _(
-                "The stored AccessKey secret cannot be decrypted with the "
-                "configured CREDENTIAL_KEYS. Enter the secret again."
-            ),
-            "request_id": "",
-            "http_status": None,
-        }
-    return {"ok": True, "tasks": len(tasks)}
-
-
 @never_cache
 @admin_only
 @require_POST
 def credential_test(request, pk: int):
     credential = get_object_or_404(Credential, pk=pk)
-    result = check_connection(credential)
-    details = {
-        key: result[key] for key in ("ok", "tasks", "kind", "code", "request_id") if key in result
-    }
+    result = connection_check.check_connection(credential)
+    details = result.audit_details()
     audit.record("credential.test", obj=credential, request=request, details=details)
     return render(
         request, "campaigns/credentials/test.html", {"credential": credential, "result": result}
@@ -174,15 +133,10 @@ def credential_delete(request, pk: int):
     credential = get_object_or_404(Credential, pk=pk)
     used_by = credential.campaigns.count()
     if request.method == "POST" and not used_by:
-        try:
-            with transaction.atomic():  # audit first, while the row still has its id
-                audit.record("credential.delete", obj=credential, request=request)
-                credential.delete()
-        except ProtectedError:  # a campaign started using it since the count
-            used_by = 1
-        else:
+        if delete_unless_used(credential, "credential.delete", request=request):
             messages.success(request, _("Credential “%(name)s” deleted.") % {"name": credential})
             return redirect("credential-list")
+        used_by = 1  # a campaign started using it since the count
     if request.method == "POST":
         messages.error(request, _refused(used_by))
         return redirect("credential-list")

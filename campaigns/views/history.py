@@ -13,34 +13,22 @@ from urllib.parse import urlencode
 from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from accounts.roles import can_read
-from campaigns import audit, exporting
+from campaigns import audit, csvio, history, paging
 from campaigns.forms.history import HistoryFilterForm
-from campaigns.models import Batch, Delivery
+from campaigns.models import Batch
 
 PAGE_SIZE = 50
-EXPORT_CHUNK = 2000
-
-
-def _before(request) -> int | None:
-    raw = request.GET.get("before", "")
-    return int(raw) if raw.isdigit() else None
-
-
-def launched_by(delivery: Delivery) -> str:
-    """Who launched the run (a scheduled occurrence counts as its campaign's launcher)."""
-    user = delivery.run.launched_by or delivery.run.campaign.launched_by
-    return user.get_username() if user else ""
 
 
 @can_read
 @require_GET
 def history_list(request):
     form = HistoryFilterForm(request.GET or None)
-    rows = form.page(before=_before(request), size=PAGE_SIZE + 1)  # one more: is there a next?
+    before = paging.cursor(request.GET.get("before"))
+    rows = form.query().page(before=before, size=PAGE_SIZE + 1)  # one more: is there a next?
     filters = form.active_filters()
     next_query = None
     if len(rows) > PAGE_SIZE:
@@ -50,50 +38,13 @@ def history_list(request):
         "campaigns/history/list.html",
         {
             "form": form,
-            "rows": [(row, launched_by(row)) for row in rows[:PAGE_SIZE]],
+            "rows": [(row, history.launched_by(row)) for row in rows[:PAGE_SIZE]],
             "next_query": next_query,
             "export_query": urlencode(filters),
-            "first_page": _before(request) is None,
+            "first_page": before is None,
             "filtered": bool(filters),
         },
     )
-
-
-def _local(moment) -> str:
-    return timezone.localtime(moment).isoformat(timespec="seconds") if moment else ""
-
-
-def export_header() -> list[str]:
-    return [
-        _("Finished"),
-        _("Campaign"),
-        _("Campaign ID"),
-        _("Run"),
-        _("Target ID"),
-        _("msgKey"),
-        _("Status"),
-        _("ResultCode"),
-        _("RequestId"),
-        _("Launched by"),
-        _("Batch ID"),
-    ]
-
-
-def export_row(delivery: Delivery) -> list:
-    campaign = delivery.run.campaign
-    return [
-        _local(delivery.finished_at),
-        campaign.task_name,
-        campaign.pk,
-        delivery.run.number,
-        delivery.target_id,
-        delivery.msg_key,
-        delivery.get_status_display(),
-        delivery.result_code,
-        delivery.batch.request_id,
-        launched_by(delivery),
-        delivery.batch_id,
-    ]
 
 
 @can_read
@@ -114,9 +65,10 @@ def history_export(request):
         )
     filters = form.active_filters()
     audit.record("history.export", request=request, details={"filters": filters})
-    rows = (export_row(delivery) for delivery in form.iter_rows(chunk=EXPORT_CHUNK))
+    query = form.query()
+    rows = (history.export_row(d) for d in query.iter_rows(chunk=history.EXPORT_CHUNK))
     filename = f"send-history-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
-    return exporting.streaming_csv_response(filename, export_header(), rows)
+    return csvio.streaming_csv_response(filename, history.export_header(), rows)
 
 
 def _pretty(text: str) -> tuple[str, bool]:

@@ -16,8 +16,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.db.models import ProtectedError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -28,7 +26,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import MARKETING, can_read, can_send, has_role
-from campaigns import audit, importing
+from campaigns import audit, importing, paging
+from campaigns.deletion import delete_unless_used
 from campaigns.forms.target_lists import PasteForm, TargetListForm, TargetSearchForm, UploadForm
 from campaigns.importing import ImportStatus
 from campaigns.models import Target, TargetList
@@ -106,14 +105,16 @@ def _detail(request, target_list: TargetList, *, upload_form=None, paste_form=No
     query, after = "", 0
     if search.is_valid():
         query, after = search.cleaned_data["q"], search.cleaned_data["after"] or 0
-    targets = Target.objects.filter(target_list=target_list, id__gt=after).order_by("id")
+    targets = Target.objects.filter(target_list=target_list)
     if query:
         targets = targets.filter(target_id__startswith=query)
-    rows = list(targets.values_list("id", "target_id")[: PAGE_SIZE + 1])
+    page = paging.keyset_page(
+        targets.values_list("id", "target_id"), key="id", size=PAGE_SIZE, after=after or None
+    )
     next_url = None
-    if len(rows) > PAGE_SIZE:
+    if page.next_cursor is not None:
         params = {"q": query} if query else {}
-        next_url = "?" + urlencode({**params, "after": rows[PAGE_SIZE - 1][0]})
+        next_url = "?" + urlencode({**params, "after": page.next_cursor})
     import_status = None
     if key := request.GET.get("import"):
         import_status = ImportStatus.load(key, target_list.pk)
@@ -122,7 +123,7 @@ def _detail(request, target_list: TargetList, *, upload_form=None, paste_form=No
         "search": search,
         "query": query,
         "after": after,
-        "targets": [target_id for _pk, target_id in rows[:PAGE_SIZE]],
+        "targets": [target_id for _pk, target_id in page.rows],
         "next_url": next_url,
         "import_status": import_status,
         "may_change": _may_change(request),
@@ -139,14 +140,10 @@ def target_list_delete(request, pk: int):
     target_list = get_object_or_404(TargetList, pk=pk)
     used_by = target_list.campaigns.count()
     if request.method == "POST":
-        try:
-            with transaction.atomic():  # audit first, while the row still has its id
-                details = {"targets": target_list.target_count}
-                audit.record(
-                    "target_list.delete", obj=target_list, request=request, details=details
-                )
-                target_list.delete()
-        except ProtectedError:
+        details = {"targets": target_list.target_count}
+        if not delete_unless_used(
+            target_list, "target_list.delete", request=request, details=details
+        ):
             messages.error(request, _refused(used_by or 1))
             return redirect("target-list-detail", pk=pk)
         messages.success(request, _("Target list “%(name)s” deleted.") % {"name": target_list})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
-from django.db.models import Count, ProtectedError
+from django.db import IntegrityError
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.roles import MARKETING, can_read, can_send, has_role
 from campaigns import audit, sandbox_mirror
+from campaigns.deletion import delete_unless_used
 from campaigns.forms.templates import TemplateForm, preview
 from campaigns.models import MessageTemplate
 
@@ -73,15 +74,10 @@ def template_delete(request, pk: int):
     template = get_object_or_404(MessageTemplate, pk=pk)
     used_by = template.campaigns.count()
     if request.method == "POST":
-        try:
-            with transaction.atomic():  # audit first, while the row still has its id
-                audit.record("template.delete", obj=template, request=request)
-                template.delete()
-        except ProtectedError:
-            used_by = used_by or 1
-        else:
+        if delete_unless_used(template, "template.delete", request=request):
             messages.success(request, _("Template “%(name)s” deleted.") % {"name": template})
             return redirect("template-list")
+        used_by = used_by or 1
         messages.error(request, _refused(used_by))
         return redirect("template-list")
     context = {"template": template, "used_by": used_by, "refused": _refused(used_by)}
