@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
 LAUNCH_TARGET_MS = 300
 PLAN_TARGET_RATIO = 2.0

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
 ROOT, PYTHON = c.ROOT, c.PYTHON
 KEY_ID, SECRET = "LTAIsoakKey0001", "soak-secret-0001"

@@ -1,0 +1,1 @@
+"""The campaigns app: templates, target lists, campaigns, the send pipeline, history."""

@@ -22,4 +22,4 @@ def insert_rows(model: type[models.Model], columns: list[str], rows: Iterable[tu
                     copy.write_row(row)
         else:
             marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", list(rows))  # noqa: S608
+            cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", list(rows))

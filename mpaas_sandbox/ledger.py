@@ -39,7 +39,7 @@ class Ledger:
             if path:
                 directory = os.path.dirname(os.path.abspath(path))
                 os.makedirs(directory, exist_ok=True)
-                self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+                self._file = open(path, "a", encoding="utf-8")
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"

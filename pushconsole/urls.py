@@ -1,3 +1,5 @@
+"""The project's URLs: the console apps, the admin and the RQ dashboard."""
+
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path

@@ -1,3 +1,5 @@
+"""The campaigns app's models, one module per concept."""
+
 from .audit import AuditEvent
 from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
 from .credential import Credential

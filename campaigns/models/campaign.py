@@ -276,7 +276,7 @@ class RunQuerySet(models.QuerySet):
         lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}",  # noqa: S608
+                f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}",
                 [run_id],
             )
             status, streak = cursor.fetchone()

@@ -112,7 +112,7 @@ def call(ctx: RunContext, claim: Claim) -> Outcome:
         reply = ctx.client.push_template(claim.params)
     except PushError as exc:
         return Outcome(claim, error=exc)
-    except Exception as exc:  # noqa: BLE001 - e.g. Redis gone: the lease expires, the sweeper re-queues
+    except Exception as exc:
         log.exception("batch %s: the call path failed", claim.batch_id)
         return Outcome(claim, bug=exc)
     fault_point("after_call")

@@ -237,7 +237,7 @@ def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) ->
             (claim, reply) for claim, reply in replies if tokens.get(claim.batch_id) == claim.token
         ]
         cursor.executemany(
-            f"UPDATE {quote(Attempt._meta.db_table)} SET outcome = %s, latency_ms = %s, "  # noqa: S608
+            f"UPDATE {quote(Attempt._meta.db_table)} SET outcome = %s, latency_ms = %s, "
             "request_id = %s, http_status = %s, result_code = %s, result_message = %s, "
             "response_body = %s WHERE id = %s",
             [
@@ -256,7 +256,7 @@ def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) ->
         )
         if current:
             cursor.executemany(
-                f"UPDATE {quote(Batch._meta.db_table)} SET status = %s, request_id = %s, "  # noqa: S608
+                f"UPDATE {quote(Batch._meta.db_table)} SET status = %s, request_id = %s, "
                 "result_code = %s, result_message = %s, push_success = %s, "
                 "push_result_msg = %s, push_result_data = %s, http_status = %s, "
                 "latency_ms = %s, finished_at = %s, lease_expires_at = NULL "
@@ -305,7 +305,7 @@ def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) ->
 def backoff_seconds(attempt_no: int) -> float:
     """Exponential backoff with jitter: half fixed, half random, capped."""
     ceiling = min(settings.PUSH_BACKOFF_MAX, settings.PUSH_BACKOFF_BASE * 2 ** (attempt_no - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def tally(ctx: RunContext, column: str, count: int) -> None:
@@ -315,7 +315,7 @@ def tally(ctx: RunContext, column: str, count: int) -> None:
     values = {"sent": 0, "failed": 0, "cancelled": 0, column: count}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (run_id, shard, sent, failed, cancelled) "  # noqa: S608
+            f"INSERT INTO {table} (run_id, shard, sent, failed, cancelled) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, shard) "
             f"DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
             [ctx.run_id, ctx.shard, values["sent"], values["failed"], values["cancelled"]],

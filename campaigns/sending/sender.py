@@ -146,7 +146,7 @@ class Sender:
             return Outcome.not_called(claim)
         try:
             outcome = self.call(claim)
-        except Exception as exc:  # noqa: BLE001 - every claim handed out must come back
+        except Exception as exc:
             log.exception("batch %s: the call path failed", claim.batch_id)
             outcome = Outcome(claim, bug=exc)
         if outcome.permanent:

@@ -1,0 +1,1 @@
+"""The campaigns app's manage.py commands."""

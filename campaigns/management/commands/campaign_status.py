@@ -1,3 +1,5 @@
+"""manage.py campaign_status: a campaign's runs, counters, outcomes and last errors."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.models import Attempt, Campaign

@@ -1,3 +1,5 @@
+"""manage.py launch_campaign: launch a draft as a user, with the console's rules."""
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 

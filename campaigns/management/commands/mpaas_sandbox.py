@@ -1,3 +1,5 @@
+"""manage.py mpaas_sandbox: run the local mPaaS stand-in."""
+
 import sys
 
 from django.core.management.base import BaseCommand

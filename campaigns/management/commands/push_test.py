@@ -1,3 +1,5 @@
+"""manage.py push_test: one PushTemplate call to a few targets, outside any campaign."""
+
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,3 +1,5 @@
+"""manage.py reconcile_schedules: compare mPaaS-side scheduled tasks with mPaaS."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import scheduling

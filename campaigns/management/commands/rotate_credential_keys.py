@@ -1,3 +1,5 @@
+"""manage.py rotate_credential_keys: re-encrypt every stored secret with the first key."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 

@@ -1,3 +1,5 @@
+"""manage.py sweep: run the sweeper once, or in a loop."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 

@@ -1,3 +1,5 @@
+"""manage.py verify_audit_chain: check the audit trail's hash chain."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import audit
