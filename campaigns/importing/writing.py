@@ -16,7 +16,6 @@ the count.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections import Counter
@@ -32,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import audit
+from campaigns.csvio import csv_lines, neutralise
 from campaigns.importing.parsing import ImportFileError, _Parser, _Run
 from campaigns.importing.validation import _all_valid, validate_target_id
 from campaigns.models import Target, TargetList
@@ -41,7 +41,6 @@ MAX_KEPT_ERRORS = 10_000  # further invalid rows are only counted
 REPORT_VALUE_CHARS = 100
 _LOOKUP_BATCH = 50
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Progress = Callable[[int, int], object]
 
@@ -69,8 +68,7 @@ def check_upload_size(size: int) -> None:
 def safe_csv_value(value: str) -> str:
     """Truncate a value to 100 characters and neutralise spreadsheet formulas: a cell
     starting with `= + - @`, tab or CR gets a leading `'` so it is shown as text."""
-    value = value[:REPORT_VALUE_CHARS]
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return neutralise(value[:REPORT_VALUE_CHARS])
 
 
 @dataclass
@@ -100,26 +98,14 @@ class ImportResult:
         ]
 
     def iter_error_report(self) -> Iterator[str]:
-        """The error report as CSV text, a row at a time (for a StreamingHttpResponse).
-        Starts with a BOM so Excel reads the UTF-8 (and CJK values) correctly."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-
-        def take() -> str:
-            text = buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            return text
-
-        writer.writerow([_("row"), _("reason"), _("value")])
-        yield "\ufeff" + take()
-        for row, reason, value in self.errors:
-            writer.writerow([row, reason, safe_csv_value(value)])
-            yield take()
+        """The error report as CSV text, a row at a time (for a StreamingHttpResponse),
+        through csvio: a BOM so Excel reads the UTF-8 (and CJK values), and every cell
+        neutralised (values are also cut to REPORT_VALUE_CHARS)."""
+        rows = [(row, reason, value[:REPORT_VALUE_CHARS]) for row, reason, value in self.errors]
         if self.invalid > len(self.errors):
             more = self.invalid - len(self.errors)
-            writer.writerow(["", _("%(count)d more invalid rows are not listed") % {"count": more}])
-            yield take()
+            rows.append(("", _("%(count)d more invalid rows are not listed") % {"count": more}))
+        return csv_lines([_("row"), _("reason"), _("value")], rows)
 
     def error_report_csv(self) -> str:
         return "".join(self.iter_error_report())
