@@ -44,7 +44,7 @@ _SCALAR_FLAGS = {
 TOKEN_ENV = "MPAAS_SANDBOX_TOKEN"
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the sandbox HTTP server")
@@ -168,7 +168,7 @@ def serve(config: SandboxConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "summary":
         try:
             records = load(args.ledger)

@@ -2,8 +2,9 @@
 
 Every message that went out (one target of an accepted push, at each time it went out) is
 pushed and pushed successfully; whether it arrived, was opened or ignored, and on which
-platform and channel, is drawn from a hash of (stats_seed, msgKey, target, time): the same
-seed and the same accepted pushes always give the same figures, whatever the call order.
+platform and channel, is drawn from a hash of (stats_seed, msgKey, target, occurrence): the
+same seed and the same accepted pushes always give the same figures, whatever the clock or
+the call order.
 A revoked message may have arrived but is never opened or ignored. The shares below are the
 sandbox's own (the real service measures devices).
 """
@@ -55,10 +56,10 @@ def _pick(u: float, weighted: tuple[tuple[str, float], ...]) -> str:
 
 
 def outcome(
-    seed: int, msg_key: str, target: str, sent_ms: int, delivery_type: int, revoked: bool
+    seed: int, msg_key: str, target: str, occurrence: int, delivery_type: int, revoked: bool
 ) -> Outcome:
     digest = hashlib.blake2b(
-        f"{seed}|{msg_key}|{target}|{sent_ms}".encode(), digest_size=20
+        f"{seed}|{msg_key}|{target}|{occurrence}".encode(), digest_size=20
     ).digest()
     u = [int.from_bytes(digest[i : i + 4], "big") / 2**32 for i in range(0, 20, 4)]
     platform = DEVICE_PLATFORMS.get(delivery_type) or _pick(u[0], USER_PLATFORMS)
@@ -70,7 +71,7 @@ def outcome(
 
 
 def _outcomes(task: PushTask, seed: int, now_ms: int, start_ms: int, end_ms: int):
-    for sent_ms in task.sent_times(now_ms):
+    for occurrence, sent_ms in task.sent_times(now_ms):
         if not start_ms <= sent_ms < end_ms:
             continue
         for index, message in enumerate(task.targets):
@@ -78,7 +79,7 @@ def _outcomes(task: PushTask, seed: int, now_ms: int, start_ms: int, end_ms: int
                 seed,
                 message.msg_key,
                 message.target,
-                sent_ms,
+                occurrence,
                 task.delivery_type,
                 index in task.revoked,
             )

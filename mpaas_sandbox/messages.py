@@ -40,9 +40,10 @@ class PushTask:
     scheduled: ScheduledTask | None = None
     revoked: dict[int, int] = field(default_factory=dict)  # target index -> revoked at (ms)
 
-    def sent_times(self, now_ms: int) -> list[int]:
+    def sent_times(self, now_ms: int) -> list[tuple[int, int]]:
+        """(occurrence index, time) of each time the task's messages went out."""
         if self.scheduled is None:
-            return [self.gmt_create_ms] if now_ms >= self.gmt_create_ms else []
+            return [(0, self.gmt_create_ms)] if now_ms >= self.gmt_create_ms else []
         return self.scheduled.sent_times(now_ms)
 
     def first_time(self) -> int:
@@ -103,7 +104,7 @@ class MessageStore:
         the 7 days run from the last time it went out."""
         with self._lock:
             sent = [
-                (task, index, max(times))
+                (task, index, max(moment for _, moment in times))
                 for task, index in self._by_key.get((app_id, workspace_id, msg_key, target), [])
                 if (times := task.sent_times(now_ms))
             ]

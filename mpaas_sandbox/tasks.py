@@ -55,10 +55,11 @@ class ScheduledTask:
             for i in range(len(self.occurrences))
         )
 
-    def sent_times(self, now_ms: int) -> list[int]:
-        """Trigger times that have passed without being cancelled: when the targets got it."""
+    def sent_times(self, now_ms: int) -> list[tuple[int, int]]:
+        """(occurrence index, trigger time) of each occurrence that has passed without
+        being cancelled: when the targets got the message."""
         return [
-            moment
+            (i, moment)
             for i, moment in enumerate(self.occurrences)
             if i not in self.cancelled and now_ms >= moment
         ]

@@ -1000,6 +1000,40 @@ def test_serve_names_the_flag_and_the_rule(args, message, capsys):
     assert err.count("\n") == 1
 
 
+def test_serve_takes_the_token_from_the_env_over_the_config_file(tmp_path, monkeypatch):
+    from mpaas_sandbox.__main__ import build_config, build_parser
+
+    settings = tmp_path / "sandbox.json"
+    settings.write_text(json.dumps({"control_token": "from-the-config-file-01"}))
+    args = build_parser().parse_args(
+        ["serve", "--config", str(settings), "--fault-action", "PushMultiple"]
+    )
+    monkeypatch.delenv("MPAAS_SANDBOX_TOKEN", raising=False)
+
+    assert build_config(args).control_token == "from-the-config-file-01"
+    assert build_config(args).fault_actions == ("PushMultiple",)
+    monkeypatch.setenv("MPAAS_SANDBOX_TOKEN", "from-the-environment-01")
+    assert build_config(args).control_token == "from-the-environment-01"
+    monkeypatch.setenv("MPAAS_SANDBOX_TOKEN", "short")
+    with pytest.raises(ConfigError, match="MPAAS_SANDBOX_TOKEN must be 16 to 256 characters"):
+        build_config(args)
+
+
+def test_the_sandbox_runs_on_the_standard_library_alone():
+    """No site-packages (-S): the official models and every other package are test-only."""
+    script = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        "import mpaas_sandbox, mpaas_sandbox.__main__; "
+        "print(sorted(m.split('.')[0] for m in sys.modules if 'site-packages' in "
+        "(getattr(sys.modules[m], '__file__', '') or '')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=30
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
 def test_serve_subprocess_answers_and_stops_on_sigterm(tmp_path):
     ledger = tmp_path / "ledger.jsonl"
     process = subprocess.Popen(
