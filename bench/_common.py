@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import statistics
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +31,26 @@ PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "bench")
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The sandbox a benchmark starts takes this control token (MPAAS_SANDBOX_TOKEN in its
+# environment); the /_sandbox/ endpoints refuse calls without it.
+SANDBOX_TOKEN = secrets.token_urlsafe(24)
+
+
+def sandbox_env(env: dict) -> dict:
+    """`env` for a sandbox child: with the control token, never on its command line."""
+    return {**env, "MPAAS_SANDBOX_TOKEN": SANDBOX_TOKEN}
+
+
+def sandbox_control(url: str, path: str, payload: dict | None = None) -> bytes:
+    """GET (no payload) or POST JSON to a bench sandbox's /_sandbox/<path>, with the token."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(f"{url}/_sandbox/{path}", data=data)
+    request.add_header("X-Sandbox-Token", SANDBOX_TOKEN)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        return response.read()
 
 
 def load() -> str:

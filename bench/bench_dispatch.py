@@ -31,7 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def start_sandbox(latency: str, env: dict, log: Path):
         proc = subprocess.Popen(
             cmd,
             cwd=c.ROOT,
-            env=env,
+            env=c.sandbox_env(env),
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
@@ -97,21 +96,11 @@ def start_sandbox(latency: str, env: dict, log: Path):
     return proc, line.split("listening on ", 1)[1].split()[0]
 
 
-def sandbox_get(url: str, path: str) -> bytes:
-    with urllib.request.urlopen(url + path, timeout=30) as response:
-        return response.read()
-
-
-def sandbox_reset(url: str) -> None:
-    request = urllib.request.Request(url + "/_sandbox/reset", data=b"{}", method="POST")
-    urllib.request.urlopen(request, timeout=30).read()
-
-
 def sandbox_numbers(url: str) -> dict:
-    stats = json.loads(sandbox_get(url, "/_sandbox/stats"))
+    stats = json.loads(c.sandbox_control(url, "stats"))
     times = [
         json.loads(line)["ts"]
-        for line in sandbox_get(url, "/_sandbox/ledger").splitlines()
+        for line in c.sandbox_control(url, "ledger").splitlines()
         if line.strip() and b'"PushTemplate"' in line
     ]
     return {
@@ -267,7 +256,7 @@ def console_case(env, world, workers: int, threads: int, targets: int, args, rat
     try:
         time.sleep(4.0)  # let the workers import Django and settle before idle RSS
         idle = [own for own, _h in rss_by_worker(procs)]
-        sandbox_reset(world_sandbox_url)
+        c.sandbox_control(world_sandbox_url, "reset", {})
         sampler = Sampler(procs)
         sampler.start()
         cpu_before = cpu_snapshot([*procs, sweeper])
@@ -345,7 +334,7 @@ def baseline_case(conc: int, targets: int, sandbox_url: str) -> dict:
             request.add_body_params(name, value)
         client.do_action_with_exception(request)
 
-    sandbox_reset(sandbox_url)
+    c.sandbox_control(sandbox_url, "reset", {})
     cpu_before = cpu_snapshot()
     started = time.perf_counter()
     with ThreadPoolExecutor(conc) as pool:

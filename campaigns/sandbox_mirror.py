@@ -12,6 +12,8 @@ import logging
 import urllib.error
 import urllib.request
 
+from django.conf import settings
+
 from campaigns.models import Credential, MessageTemplate
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,10 @@ def register(template: MessageTemplate) -> int:
         request = urllib.request.Request(
             credential.endpoint.rstrip("/") + "/_sandbox/templates",
             data=body.encode(),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "X-Sandbox-Token": settings.SANDBOX_CONTROL_TOKEN,
+            },
             method="POST",
         )
         try:

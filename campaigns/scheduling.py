@@ -17,10 +17,11 @@ Two places can keep a schedule:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -116,8 +117,11 @@ def describe(campaign: Campaign, *, now: datetime | None = None) -> str:
 
 
 def tasks_in_use(app_id: str) -> int:
-    """Unexecuted mPaaS scheduled tasks the console knows of for this app (reconciled)."""
-    return ScheduledTask.objects.filter(app_id=app_id, status=ScheduledTask.Status.PENDING).count()
+    """Unexecuted mPaaS scheduled tasks the console knows of for this app (reconciled);
+    a task whose cancel answer could not be read counts until reconcile settles it."""
+    return ScheduledTask.objects.filter(
+        app_id=app_id, status__in=ScheduledTask.OPEN_STATUSES
+    ).count()
 
 
 def calls_needed(campaign: Campaign) -> int:
@@ -283,40 +287,57 @@ def has_future(campaign: Campaign) -> bool:
 # -- mPaaS-side tasks: reconcile and cancel ------------------------------------------------------
 
 
+def _executed(item: dict) -> bool:
+    """ExecutedStatus is a string per the official model ("1" = executed); an int reads
+    the same."""
+    return str(item.get("ExecutedStatus", "")).strip() == "1"
+
+
 def reconcile(credential: Credential, *, now: datetime | None = None) -> dict[str, object]:
-    """Ask mPaaS which scheduled tasks exist; mark known pending ones executed or missing,
-    and report tasks on mPaaS that the console does not know."""
+    """Ask mPaaS which scheduled tasks exist; mark known open ones executed, missing or
+    (after an unreadable cancel answer) cancelled, and report tasks on mPaaS that the
+    console does not know. A loop task's occurrences are listed as sub-tasks whose
+    ParentId is the task's ID; a task is executed when all its listed items are."""
     now = now or timezone.now()
     known = ScheduledTask.objects.filter(app_id=credential.app_id)
     oldest = known.order_by("created_at").values_list("created_at", flat=True).first()
     start = (oldest or now) - timedelta(days=1)
     end = now + timedelta(days=Limits().loop_max_days + 2)
-    remote = {str(t.get("UniqueId")): t for t in PushClient(credential).list_scheduled(start, end)}
-    report = {"executed": 0, "missing": 0, "pending": 0, "unknown_on_mpaas": []}
-    local_ids = set()
-    for task in known.filter(status=ScheduledTask.Status.PENDING):
-        local_ids.add(task.task_id)
-        found = remote.get(task.task_id)
-        if found is None:
-            status, key = ScheduledTask.Status.MISSING, "missing"
-        elif int(found.get("ExecutedStatus") or 0) == 1:
-            status, key = ScheduledTask.Status.EXECUTED, "executed"
+    items = PushClient(credential).list_scheduled(start, end)
+    remote: dict[str, list[dict]] = {}
+    for item in items:
+        remote.setdefault(str(item.get("ParentId") or item.get("UniqueId")), []).append(item)
+    report = {"executed": 0, "missing": 0, "pending": 0, "cancelled": 0, "unknown_on_mpaas": []}
+    Status = ScheduledTask.Status
+    for task in known.filter(status__in=ScheduledTask.OPEN_STATUSES):
+        found = remote.get(task.task_id) or [
+            i for i in items if str(i.get("UniqueId")) == task.task_id
+        ]
+        asked_to_cancel, detail = task.status == Status.RECONCILE, ""
+        if not found:  # gone from the list: cancelled if we asked for it, else it vanished
+            status = Status.CANCELLED if asked_to_cancel else Status.MISSING
+        elif all(_executed(item) for item in found):
+            status = Status.EXECUTED
         else:
-            status, key = ScheduledTask.Status.PENDING, "pending"
-        ScheduledTask.objects.filter(pk=task.pk).update(status=status, checked_at=now)
-        report[key] += 1
-    all_known = set(known.values_list("task_id", flat=True)) | local_ids
+            status = Status.PENDING
+            if asked_to_cancel:
+                detail = _("mPaaS still lists this task as waiting: the cancel did not take.")
+        ScheduledTask.objects.filter(pk=task.pk).update(
+            status=status, checked_at=now, detail=detail
+        )
+        report[status.value] += 1
+    all_known = set(known.values_list("task_id", flat=True))
     report["unknown_on_mpaas"] = sorted(
-        task_id
-        for task_id, task in remote.items()
-        if task_id not in all_known and int(task.get("ExecutedStatus") or 0) == 0
+        parent
+        for parent, group in remote.items()
+        if parent not in all_known and not all(_executed(item) for item in group)
     )
     for campaign in Campaign.objects.filter(
         credential__app_id=credential.app_id,
         status=Campaign.Status.SCHEDULED,
         schedule_resolved=MPAAS,
     ):
-        if not campaign.tasks.filter(status=ScheduledTask.Status.PENDING).exists():
+        if not campaign.tasks.filter(status__in=ScheduledTask.OPEN_STATUSES).exists():
             Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SCHEDULED).update(
                 status=Campaign.Status.COMPLETED, finished_at=now
             )
@@ -328,14 +349,80 @@ def reconcile(credential: Credential, *, now: datetime | None = None) -> dict[st
     return report
 
 
+# What a successful CancelPushScheduler's ResultContent may say to mean "done".
+_SUCCESS_WORDS = frozenset({"", "true", "ok", "success", "succeeded", "100"})
+
+
+@dataclass
+class CancelOutcome:
+    """What a CancelPushScheduler answer says of each task ID the call named."""
+
+    cancelled: list[str] = field(default_factory=list)
+    already_executed: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    needs_reconcile: list[str] = field(default_factory=list)
+
+
+def read_cancel_answer(answer: object, requested: list[str]) -> CancelOutcome:
+    """Read a successful (ResultCode OK/100) CancelPushScheduler answer defensively.
+
+    The official model types ResultContent as a string of undocumented content; `answer`
+    may be the whole body, its ResultContent, or an older client's ResultContent.Data.
+    A success that says nothing more (no content, "true", "success", ...) means every
+    requested task was cancelled. A JSON object listing Cancelled / AlreadyExecuted /
+    NotFound IDs (text or parsed; the sandbox sends such text) says otherwise for those;
+    a JSON list names the cancelled ones. Requested IDs it leaves out, and every ID of an
+    answer this cannot read, need reconcile."""
+    everything = CancelOutcome(cancelled=list(requested))
+    unknown = CancelOutcome(needs_reconcile=list(requested))
+    content = answer
+    if isinstance(content, dict) and ("ResultContent" in content or "ResultCode" in content):
+        content = content.get("ResultContent")
+    if isinstance(content, str):
+        if content.strip().lower() in _SUCCESS_WORDS:
+            return everything
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return unknown
+    if isinstance(content, dict) and set(content) == {"Data"}:
+        content = content["Data"]
+    if content is None or content is True or content == {}:
+        return everything
+    if isinstance(content, list):
+        content = {"Cancelled": content}
+    if not isinstance(content, dict):
+        return unknown
+    lists = [content.get(key) for key in ("Cancelled", "AlreadyExecuted", "NotFound")]
+    if all(v is None for v in lists) or not all(
+        isinstance(v, list) and all(isinstance(i, str) for i in v) for v in lists if v is not None
+    ):
+        return unknown
+    outcome = CancelOutcome()
+    buckets = list(
+        zip(
+            [v or [] for v in lists],
+            (outcome.cancelled, outcome.already_executed, outcome.not_found),
+            strict=True,
+        )
+    )
+    for task_id in requested:
+        bucket = next((out for ids, out in buckets if task_id in ids), outcome.needs_reconcile)
+        bucket.append(task_id)
+    return outcome
+
+
 def cancel_tasks(campaign: Campaign, user=None, *, request=None) -> dict[str, list[str]]:
     """Cancel the campaign's unexecuted mPaaS tasks, recording each answer. A failure to
-    cancel is recorded on the task and raised, never hidden."""
+    cancel is recorded on the task and returned, never hidden; an answer that cannot be
+    read marks its tasks "needs reconcile" (reconcile then settles them). The
+    `campaign.cancel_tasks` audit event is always written."""
     tasks = list(campaign.tasks.filter(status=ScheduledTask.Status.PENDING))
     result: dict[str, list[str]] = {
         "cancelled": [],
         "already_executed": [],
         "not_found": [],
+        "needs_reconcile": [],
         "failed": [],
     }
     client = PushClient(campaign.credential)
@@ -353,18 +440,35 @@ def cancel_tasks(campaign: Campaign, user=None, *, request=None) -> dict[str, li
             )
             result["failed"].extend(ids)
             continue
-        outcome = {
-            ScheduledTask.Status.CANCELLED: answer.get("Cancelled") or [],
-            ScheduledTask.Status.EXECUTED: answer.get("AlreadyExecuted") or [],
-            ScheduledTask.Status.MISSING: answer.get("NotFound") or [],
-        }
-        for status, task_ids in outcome.items():
-            ScheduledTask.objects.filter(
-                app_id=campaign.credential.app_id, task_id__in=task_ids
-            ).update(status=status, checked_at=now, detail="")
-        result["cancelled"].extend(outcome[ScheduledTask.Status.CANCELLED])
-        result["already_executed"].extend(outcome[ScheduledTask.Status.EXECUTED])
-        result["not_found"].extend(outcome[ScheduledTask.Status.MISSING])
+        except (AttributeError, TypeError, ValueError) as exc:
+            # The call succeeded but the client could not read its answer (the model's
+            # ResultContent is a string of undocumented content): the tasks may well be
+            # cancelled, so they wait for reconcile instead of failing the cancel.
+            log.warning("could not read the CancelPushScheduler answer: %s", exc)
+            answer = exc
+        outcome = read_cancel_answer(answer, ids)
+        chunk_tasks = ScheduledTask.objects.filter(pk__in=[t.pk for t in chunk])
+        for status, task_ids, detail in (
+            (ScheduledTask.Status.CANCELLED, outcome.cancelled, ""),
+            (ScheduledTask.Status.EXECUTED, outcome.already_executed, ""),
+            (ScheduledTask.Status.MISSING, outcome.not_found, ""),
+            (
+                ScheduledTask.Status.RECONCILE,
+                outcome.needs_reconcile,
+                _(
+                    "mPaaS took the cancel but its answer could not be read; "
+                    "reconcile will tell whether the task was cancelled."
+                ),
+            ),
+        ):
+            if task_ids:
+                chunk_tasks.filter(task_id__in=task_ids).update(
+                    status=status, checked_at=now, detail=detail
+                )
+        result["cancelled"].extend(outcome.cancelled)
+        result["already_executed"].extend(outcome.already_executed)
+        result["not_found"].extend(outcome.not_found)
+        result["needs_reconcile"].extend(outcome.needs_reconcile)
     audit.record(
         "campaign.cancel_tasks",
         actor=user,

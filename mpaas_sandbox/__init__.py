@@ -1,8 +1,10 @@
 """A standalone local stand-in for the Alibaba Cloud mPaaS push API (standard library only).
 
-Serves PushTemplate, QueryPushSchedulerList and CancelPushScheduler over HTTP on loopback,
-verifies RPC signature V1, enforces the documented parameter rules with the real result codes,
-records every request in a JSONL ledger and injects faults reproducibly. See README.md.
+Serves PushTemplate, PushMultiple, RevokePushMessage, the scheduled-task calls and the
+QueryPushAnalysis* statistics over HTTP on loopback, answering in the shapes of the official
+response models; verifies RPC signature V1, enforces the documented parameter rules with the
+real result codes, records every request in a JSONL ledger and injects faults reproducibly.
+See README.md.
 """
 
 from .config import ConfigError, SandboxConfig

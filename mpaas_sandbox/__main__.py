@@ -1,9 +1,15 @@
-"""``python -m mpaas_sandbox serve ...`` and ``python -m mpaas_sandbox summary LEDGER``."""
+"""``python -m mpaas_sandbox serve ...`` and ``python -m mpaas_sandbox summary LEDGER``.
+
+The control endpoints' token comes from the environment (``MPAAS_SANDBOX_TOKEN``) or the
+``--config`` file (``control_token``), never from a flag: a command line is visible to every
+user of the machine. Without one, the control endpoints refuse every request.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -33,10 +39,12 @@ _SCALAR_FLAGS = {
     "expired_min": "expired_min",
     "expired_max": "expired_max",
     "task_quota": "task_quota",
+    "stats_seed": "stats_seed",
 }
+TOKEN_ENV = "MPAAS_SANDBOX_TOKEN"
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the sandbox HTTP server")
@@ -64,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--expired-min", help="smallest ExpiredSeconds (default 180)")
     serve.add_argument("--expired-max", help="largest ExpiredSeconds (default 259200)")
     serve.add_argument("--task-quota", help="unexecuted scheduled tasks per app (default 100)")
+    serve.add_argument("--stats-seed", help="seed of the QueryPushAnalysis* figures (default 0)")
+    serve.add_argument(
+        "--fault-action",
+        action="append",
+        metavar="ACTION",
+        help="action the faults act on (repeat; default the three sending actions)",
+    )
     summary = commands.add_parser("summary", help="summarise a ledger file")
     summary.add_argument("ledger", metavar="LEDGER")
     summary.add_argument("--json", action="store_true", help="print JSON")
@@ -102,6 +117,11 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         if getattr(args, flag) is not None
     }
     config = apply_changes(config, changes, cli=True)
+    if args.fault_action:
+        config = apply_changes(config, {"fault_actions": args.fault_action}, cli=True)
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        config = apply_changes(config, {"control_token": token}, cli=True)
     for flag, field in (("key", "keys"), ("app", "apps"), ("template", "templates")):
         values = getattr(args, flag)
         if values:
@@ -133,6 +153,13 @@ def serve(config: SandboxConfig) -> int:
     signal.signal(signal.SIGINT, _stop)
     ledger = config.ledger_path or "memory only"
     print(f"mpaas sandbox listening on {server.url} (ledger: {ledger})", flush=True)
+    if config.control_token is None:
+        print(
+            f"{PROG}: no control token ({TOKEN_ENV} or control_token in --config): "
+            "the /_sandbox/ endpoints refuse every request",
+            file=sys.stderr,
+            flush=True,
+        )
     while not stopping.wait(1.0):
         pass
     server.stop()
@@ -141,7 +168,7 @@ def serve(config: SandboxConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "summary":
         try:
             records = load(args.ledger)

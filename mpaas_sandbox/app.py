@@ -1,49 +1,70 @@
 """The sandbox's behaviour, independent of the HTTP plumbing in server.py.
 
-``Sandbox.handle()`` takes one request (method, path with query, body) and returns a ``Reply``:
-status, body, and what the connection should do (wait, or drop without answering).
+``Sandbox.handle()`` takes one request (method, path with query, body, headers) and returns
+a ``Reply``: status, body, and what the connection should do (wait, or drop unanswered).
+Each RPC action has one handler below; answers follow the official response models.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import secrets
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from . import analysis
 from . import faults as fault_names
 from .config import (
+    ACTIONS,
+    FIXED_AT_START,
     SUPPORTED_VERSIONS,
     ConfigError,
     SandboxConfig,
     apply_changes,
-    public_view,
     resolve_timezone,
     template_name,
     template_placeholders,
 )
+from .control import handle_control
 from .faults import FaultInjector
-from .ledger import Ledger, summarize
-from .rules import (
-    COMMON_PARAMS,
-    BusinessError,
-    lenient_targets,
+from .ledger import Ledger
+from .messages import MessageStore
+from .params import COMMON_PARAMS
+from .queries import (
+    TASK_NOT_FOUND,
     validate_cancel,
-    validate_push_template,
+    validate_core_index,
     validate_query,
+    validate_revoke,
+    validate_task_detail,
+    validate_task_list,
+)
+from .replies import (
+    GatewayError,
+    Reply,
+    business_reply,
+    gateway_reply,
+    success_reply,
+)
+from .rules import (
+    BusinessError,
+    ValidPush,
+    lenient_target_msgs,
+    lenient_targets,
+    validate_push_multiple,
+    validate_push_template,
 )
 from .signature import sign_string, signatures_match, string_to_sign
 from .tasks import ScheduledTask, TaskStore
 
-__all__ = ["GatewayError", "Reply", "Sandbox", "gateway_reply"]
+__all__ = ["ACTIONS", "GatewayError", "Reply", "Sandbox", "gateway_reply"]
 
-ACTIONS = ("PushTemplate", "QueryPushSchedulerList", "CancelPushScheduler")
 REQUIRED_COMMON = (
     "Action",
     "Version",
@@ -56,50 +77,14 @@ REQUIRED_COMMON = (
 )
 TIMESTAMP_TOLERANCE_S = 15 * 60
 NONCE_WINDOW_S = 15 * 60
-JSON_TYPE = "application/json;charset=utf-8"
 FORM_TYPES = ("", "application/x-www-form-urlencoded")
 UNAVAILABLE_MESSAGE = "The request has failed due to a temporary failure of the server."
 INTERNAL_MESSAGE = "The request processing has failed due to some unknown error."
-
-
-@dataclasses.dataclass
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = JSON_TYPE
-    delay_s: float = 0.0
-    drop: bool = False  # close the connection without any response
-    request_id: str = ""
-
-
-def _json(status: int, payload: Any, request_id: str = "") -> Reply:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Reply(status, body, request_id=request_id)
+PUSH_TASK_TYPES = {"PushTemplate": 1, "PushMultiple": 2}  # QueryPushSchedulerList's Type
 
 
 def _request_id() -> str:
     return str(uuid.uuid4()).upper()
-
-
-class GatewayError(Exception):
-    """An error of the API gateway: HTTP 4xx/5xx, raised by the SDK as ServerException."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def gateway_reply(error: GatewayError, request_id: str) -> Reply:
-    return _json(
-        error.status,
-        {
-            "RequestId": request_id,
-            "HostId": "mpaas.cn-hangzhou.aliyuncs.com",
-            "Code": error.code,
-            "Message": error.message,
-            "Recommend": f"https://api.aliyun.com/troubleshoot?q={error.code}&product=mPaaS",
-        },
-    )
 
 
 class _NonceStore:
@@ -131,12 +116,27 @@ class _NonceStore:
 class Sandbox:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         config = apply_changes(config or SandboxConfig(), {})
+        if config.control_token is None:
+            # Nobody chose one: draw one, so the control endpoints are never open to all.
+            config = apply_changes(config, {"control_token": secrets.token_urlsafe(32)})
         self._config_lock = threading.RLock()
         self._state = (config, resolve_timezone(config.timezone))
         self.ledger = Ledger(config.ledger_path)
         self.faults = FaultInjector(config.seed)
         self.tasks = TaskStore()
+        self.messages = MessageStore()
         self._nonces = _NonceStore()
+        self._handlers: dict[str, Callable[..., Reply]] = {
+            "PushTemplate": self._push,
+            "PushMultiple": self._push,
+            "RevokePushMessage": self._revoke,
+            "QueryPushSchedulerList": self._query,
+            "CancelPushScheduler": self._cancel,
+            "QueryPushAnalysisCoreIndex": self._core_index,
+            "QueryPushAnalysisTaskList": self._task_list,
+            "QueryPushAnalysisTaskDetail": self._task_detail,
+        }
+        assert set(self._handlers) == set(ACTIONS)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -144,18 +144,20 @@ class Sandbox:
     def config(self) -> SandboxConfig:
         return self._state[0]
 
+    @property
+    def control_token(self) -> str:
+        return self.config.control_token or ""
+
     def configure(self, **changes: Any) -> SandboxConfig:
-        """Validate and apply changes at runtime; raises ConfigError and changes nothing."""
-        fixed = sorted({"host", "port"}.intersection(changes))
+        """Validate and apply changes at runtime; raises ConfigError and changes nothing.
+
+        ``FIXED_AT_START`` settings (address, ledger file, control token) cannot change."""
+        fixed = sorted(FIXED_AT_START.intersection(changes))
         if fixed:
-            raise ConfigError(f"{fixed[0]} is fixed when the sandbox is created")
+            raise ConfigError(f"{fixed[0]} is fixed when the sandbox starts")
         with self._config_lock:
             config = apply_changes(self.config, changes)
             tz = resolve_timezone(config.timezone)
-            try:
-                self.ledger.set_path(config.ledger_path)
-            except OSError as error:
-                raise ConfigError(f"ledger_path cannot be opened: {error}") from None
             if "seed" in changes:
                 self.faults.reset(config.seed)
             self._state = (config, tz)
@@ -168,9 +170,10 @@ class Sandbox:
             return self.configure(templates={**self.config.templates, name: placeholders})
 
     def reset(self) -> None:
-        """Forget ledger (memory and file), tasks, nonces and QPS windows; reseed faults."""
+        """Forget ledger (memory and file), tasks, messages, nonces and QPS windows; reseed."""
         self.ledger.reset()
         self.tasks.reset()
+        self.messages.reset()
         self._nonces.reset()
         self.faults.reset(self.config.seed)
 
@@ -184,10 +187,17 @@ class Sandbox:
 
     # -- requests ------------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, body: bytes = b"", content_type: str = "") -> Reply:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        content_type: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         path, _, query = target.partition("?")
         if path.startswith("/_sandbox/"):
-            return self._control(method, path, body)
+            return handle_control(self, method, path, body, content_type, headers or {})
         params = dict(parse_qsl(query, keep_blank_values=True))
         if body and method == "POST" and content_type.split(";")[0].strip() in FORM_TYPES:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -198,6 +208,7 @@ class Sandbox:
         config, tz = self._state
         request_id = _request_id()
         action = params.get("Action")
+        multiple = lenient_target_msgs(params) if action == "PushMultiple" else None
         record: dict[str, Any] = {
             "time": datetime.fromtimestamp(arrival, UTC).isoformat(timespec="milliseconds"),
             "ts": round(arrival, 6),
@@ -216,8 +227,12 @@ class Sandbox:
             "task_name": params.get("TaskName"),
             "template_name": params.get("TemplateName"),
             "delivery_type": params.get("DeliveryType"),
-            "targets": lenient_targets(params.get("TargetMsgkey")),
+            "targets": _multiple_targets(multiple)
+            if action == "PushMultiple"
+            else lenient_targets(params.get("TargetMsgkey")),
+            "target_msgs": multiple,
             "task_id": None,
+            "push_task_id": None,
             "params": {k: v for k, v in params.items() if k not in COMMON_PARAMS},
         }
         try:
@@ -227,17 +242,9 @@ class Sandbox:
                 )
             self._authenticate(method, params, config)
             record["authenticated"] = True
-            if action == "PushTemplate":
-                reply = self._push_template(params, record, config, tz)
-            elif action == "QueryPushSchedulerList":
-                reply = self._query(params, config, request_id)
-            else:
-                reply = self._cancel(params, config, request_id)
+            reply = self._run(str(action), params, record, config, tz)
         except GatewayError as error:
             reply = gateway_reply(error, request_id)
-            record["result_code"], record["result_message"] = error.code, error.message
-        except BusinessError as error:
-            reply = self._business_reply(action, error.code, error.message, request_id)
             record["result_code"], record["result_message"] = error.code, error.message
         reply.request_id = request_id
         record["http_status"] = None if reply.drop else reply.status
@@ -292,22 +299,27 @@ class Sandbox:
                 400, "SignatureNonceUsed", "Specified signature nonce was used already."
             )
 
-    def _push_template(
-        self, params: Mapping[str, str], record: dict[str, Any], config: SandboxConfig, tz: Any
+    def _run(
+        self, action: str, params: Mapping[str, str], record: dict[str, Any], config, tz
     ) -> Reply:
-        plan = self.faults.decide(config, params["AccessKeyId"])
-        record["fault"], record["latency_ms"] = plan.fault, plan.latency_ms
-        delay = plan.latency_ms / 1000
-        if plan.fault in (fault_names.QPS_CAP, fault_names.THROTTLE):
-            why = "over the QPS cap" if plan.fault == fault_names.QPS_CAP else "injected"
-            error = BusinessError("8011", f"flow control: request throttled ({why})")
-            record["result_code"], record["result_message"] = error.code, error.message
-            reply = self._business_reply(
-                "PushTemplate", error.code, error.message, record["request_id"]
+        """One authenticated call: faults first (for ``fault_actions``), then the handler.
+
+        Ambiguous and hold act on the outcome the handler gave: an accepted push stays
+        accepted. GatewayError from a 5xx fault propagates to ``_rpc``."""
+        plan = None
+        if action in config.fault_actions:
+            plan = self.faults.decide(config, params["AccessKeyId"])
+            record["fault"], record["latency_ms"] = plan.fault, plan.latency_ms
+        delay = plan.latency_ms / 1000 if plan else 0.0
+        fault = plan.fault if plan else None
+        if fault in (fault_names.QPS_CAP, fault_names.THROTTLE):
+            why = "over the QPS cap" if fault == fault_names.QPS_CAP else "injected"
+            reply = self._failed(
+                action, record, BusinessError("8011", f"flow control: request throttled ({why})")
             )
             reply.delay_s = delay
             return reply
-        if plan.fault == fault_names.ERROR_5XX:
+        if fault == fault_names.ERROR_5XX:
             if plan.http_status == 503:
                 error = GatewayError(503, "ServiceUnavailable", UNAVAILABLE_MESSAGE)
             else:
@@ -316,141 +328,147 @@ class Sandbox:
             reply = gateway_reply(error, record["request_id"])
             reply.delay_s = delay
             return reply
-        now_ms = self.now_ms(config)
         try:
-            if config.fail_code:
-                raise BusinessError(
-                    config.fail_code, f"forced failure (sandbox fail_code {config.fail_code})"
-                )
-            push = validate_push_template(
-                params,
-                apps=config.apps,
-                templates=config.templates,
-                expired_min=config.expired_min,
-                expired_max=config.expired_max,
-                now_ms=now_ms,
-                tz=tz,
-            )
-            task_id = self._schedule(params, push, config, now_ms) if push.strategy_type else None
+            reply = self._handlers[action](action, params, record, config, tz)
         except BusinessError as error:
-            record["result_code"], record["result_message"] = error.code, error.message
-            reply = self._business_reply(
-                "PushTemplate", error.code, error.message, record["request_id"]
-            )
-        else:
-            record["accepted"], record["task_id"] = True, task_id
-            reply = _json(
-                200,
-                {
-                    "RequestId": record["request_id"],
-                    "ResultCode": "OK",
-                    "ResultMessage": "",
-                    "PushResult": {"Success": True, "ResultMsg": "", "Data": task_id},
-                },
-            )
-        if plan.fault == fault_names.AMBIGUOUS:
+            reply = self._failed(action, record, error)
+        if fault == fault_names.AMBIGUOUS:
             reply.drop = True
-        elif plan.fault == fault_names.HOLD:
+        elif fault == fault_names.HOLD:
             delay += config.hold_seconds
             record["latency_ms"] = int(delay * 1000)
         reply.delay_s = delay
         return reply
 
-    def _schedule(self, params: Mapping[str, str], push, config: SandboxConfig, now_ms: int) -> str:
+    @staticmethod
+    def _failed(action: str, record: dict[str, Any], error: BusinessError) -> Reply:
+        record["result_code"], record["result_message"] = error.code, error.message
+        return business_reply(action, error.code, error.message, record["request_id"])
+
+    # -- pushes --------------------------------------------------------------------------
+
+    def _push(self, action, params, record, config, tz) -> Reply:
+        if config.fail_code:
+            raise BusinessError(
+                config.fail_code, f"forced failure (sandbox fail_code {config.fail_code})"
+            )
+        now_ms = self.now_ms(config)
+        validate = validate_push_template if action == "PushTemplate" else validate_push_multiple
+        push = validate(
+            params,
+            apps=config.apps,
+            templates=config.templates,
+            expired_min=config.expired_min,
+            expired_max=config.expired_max,
+            now_ms=now_ms,
+            tz=tz,
+        )
+        scheduled = (
+            self._schedule(action, params, push, config, now_ms) if push.strategy_type else None
+        )
+        task = self.messages.add(
+            app_id=params["AppId"],
+            workspace_id=params["WorkspaceId"],
+            task_name=params["TaskName"],
+            template_name=params["TemplateName"],
+            push_type="TEMPLATE" if action == "PushTemplate" else "MULTIPLE",
+            delivery_type=int(params["DeliveryType"]),
+            now_ms=now_ms,
+            targets=push.targets,
+            scheduled=scheduled,
+        )
+        record["accepted"] = True
+        record["task_id"] = scheduled.unique_id if scheduled else None
+        record["push_task_id"] = task.task_id
+        result: dict[str, Any] = {"Success": True, "ResultMsg": ""}
+        if scheduled is not None:
+            result["Data"] = scheduled.unique_id
+        elif action == "PushMultiple":
+            result["Data"] = str(task.task_id)
+        return success_reply(record["request_id"], PushResult=result)
+
+    def _schedule(
+        self, action: str, params: Mapping[str, str], push: ValidPush, config, now_ms: int
+    ) -> ScheduledTask:
         task = ScheduledTask(
             unique_id=uuid.uuid4().hex,
             app_id=params["AppId"],
             workspace_id=params["WorkspaceId"],
             strategy_type=push.strategy_type,
-            push_time_ms=push.push_time_ms,
-            done_ms=push.window_end_ms,
+            occurrences=list(push.occurrences),
             title=params["TemplateName"],
             content=params.get("TemplateKeyValue", ""),
             delivery_type=int(params["DeliveryType"]),
             gmt_create_ms=now_ms,
+            task_type=PUSH_TASK_TYPES[action],
         )
         if not self.tasks.add_within_quota(task, config.task_quota, now_ms):
             raise BusinessError(
                 "3028",
                 f"the app already has {config.task_quota} unexecuted scheduled tasks (quota)",
             )
-        return task.unique_id
+        return task
 
-    def _query(self, params: Mapping[str, str], config: SandboxConfig, request_id: str) -> Reply:
+    def _revoke(self, action, params, record, config, tz) -> Reply:
+        message_id, target_id = validate_revoke(params, config.apps)
+        record["revoked"] = self.messages.revoke(
+            params["AppId"], params["WorkspaceId"], message_id, target_id, self.now_ms(config)
+        )
+        record["accepted"] = True
+        return success_reply(record["request_id"], PushResult={"Success": True, "ResultMsg": ""})
+
+    # -- scheduled tasks -----------------------------------------------------------------
+
+    def _query(self, action, params, record, config, tz) -> Reply:
         query = validate_query(params, config.apps)
         data = self.tasks.query(
             params["AppId"], params["WorkspaceId"], now_ms=self.now_ms(config), **query
         )
-        return self._content_reply(data, request_id)
+        return success_reply(record["request_id"], ResultContent={"Data": data})
 
-    def _cancel(self, params: Mapping[str, str], config: SandboxConfig, request_id: str) -> Reply:
+    def _cancel(self, action, params, record, config, tz) -> Reply:
+        """ResultContent is a string (the model says str; its content is undocumented): the
+        sandbox sends the JSON text of {"Cancelled", "AlreadyExecuted", "NotFound"}."""
         ids = validate_cancel(params, config.apps)
-        data = self.tasks.cancel(params["AppId"], params["WorkspaceId"], ids, self.now_ms(config))
-        return self._content_reply(data, request_id)
+        outcome = self.tasks.cancel(
+            params["AppId"], params["WorkspaceId"], ids, self.now_ms(config)
+        )
+        content = json.dumps(outcome, separators=(",", ":"))
+        return success_reply(record["request_id"], ResultContent=content)
 
-    @staticmethod
-    def _content_reply(data: dict[str, Any], request_id: str) -> Reply:
-        payload = {"RequestId": request_id, "ResultCode": "OK", "ResultMessage": ""}
-        return _json(200, {**payload, "ResultContent": {"Data": data}})
+    # -- statistics ----------------------------------------------------------------------
 
-    @staticmethod
-    def _business_reply(action: str | None, code: str, message: str, request_id: str) -> Reply:
-        payload: dict[str, Any] = {
-            "RequestId": request_id,
-            "ResultCode": code,
-            "ResultMessage": message,
-        }
-        if action == "PushTemplate":
-            payload["PushResult"] = {"Success": False, "ResultMsg": message, "Data": None}
-        else:
-            payload["ResultContent"] = {"Data": None}
-        return _json(200, payload)
+    def _core_index(self, action, params, record, config, tz) -> Reply:
+        query = validate_core_index(params, config.apps, tz)
+        data = analysis.core_index(
+            self.messages.tasks(params["AppId"], params["WorkspaceId"]),
+            query,
+            seed=config.stats_seed,
+            now_ms=self.now_ms(config),
+        )
+        return success_reply(record["request_id"], ResultContent={"Data": data})
 
-    # -- control endpoints ---------------------------------------------------------------
+    def _task_list(self, action, params, record, config, tz) -> Reply:
+        query = validate_task_list(params, config.apps)
+        tasks = self.messages.task_list(params["AppId"], params["WorkspaceId"], query)
+        data = [analysis.task_list_item(t) for t in tasks]
+        return success_reply(record["request_id"], ResultContent={"Data": data})
 
-    def _control(self, method: str, path: str, body: bytes) -> Reply:
-        name = path[len("/_sandbox/") :].rstrip("/")
-        if method == "GET":
-            if name == "stats":
-                return _json(200, summarize(self.ledger.records()))
-            if name == "ledger":
-                lines = "".join(
-                    json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n"
-                    for r in self.ledger.records()
-                )
-                return Reply(200, lines.encode("utf-8"), "application/x-ndjson;charset=utf-8")
-            if name == "config":
-                return _json(200, public_view(self.config))
-            if name == "tasks":
-                return _json(200, [dataclasses.asdict(t) for t in self.tasks.all()])
-        elif method == "POST":
-            if name == "reset":
-                self.reset()
-                return _json(200, {"reset": True})
-            if name in ("config", "templates", "clock"):
-                try:
-                    data = json.loads(body.decode("utf-8") or "{}")
-                    if not isinstance(data, dict):
-                        raise ConfigError("the body must be a JSON object")
-                    if name == "config":
-                        config = self.configure(**data)
-                    elif name == "templates":
-                        config = self.add_template(data.get("name"), data.get("placeholders", []))
-                    else:
-                        if set(data) != {"offset_seconds"}:
-                            raise ConfigError('the body must be {"offset_seconds": N}')
-                        config = self.configure(clock_offset_seconds=data["offset_seconds"])
-                        return _json(
-                            200,
-                            {
-                                "offset_seconds": config.clock_offset_seconds,
-                                "now_ms": self.now_ms(),
-                            },
-                        )
-                except (ValueError, UnicodeDecodeError) as error:  # ConfigError is a ValueError
-                    message = str(error) if isinstance(error, ConfigError) else "invalid JSON body"
-                    return _json(400, {"error": message})
-                return _json(200, public_view(config))
-        else:
-            return _json(405, {"error": f"{method} is not allowed here"})
-        return _json(404, {"error": f"no sandbox endpoint {method} {path}"})
+    def _task_detail(self, action, params, record, config, tz) -> Reply:
+        task_id = validate_task_detail(params, config.apps)
+        task = self.messages.get(params["AppId"], params["WorkspaceId"], task_id)
+        if task is None:
+            raise BusinessError(TASK_NOT_FOUND, f"push task {task_id} does not exist")
+        data = analysis.task_detail(task, seed=config.stats_seed, now_ms=self.now_ms(config))
+        return success_reply(record["request_id"], ResultContent={"Data": data})
+
+
+def _multiple_targets(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """PushMultiple's targets as the target -> msgKey map every ledger record carries."""
+    if entries is None:
+        return None
+    return {
+        e["target"]: e["msg_key"]
+        for e in entries
+        if isinstance(e["target"], str) and isinstance(e["msg_key"], str)
+    }

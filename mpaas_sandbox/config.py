@@ -13,10 +13,34 @@ from datetime import UTC, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["ConfigError", "SandboxConfig", "apply_changes", "public_view", "resolve_timezone"]
+__all__ = [
+    "ACTIONS",
+    "FIXED_AT_START",
+    "ConfigError",
+    "SandboxConfig",
+    "apply_changes",
+    "public_view",
+    "resolve_timezone",
+]
 
 DEFAULT_KEYS = {"sandbox-key": "sandbox-secret"}
 SUPPORTED_VERSIONS = ("2019-08-21", "2020-10-28")
+# Every RPC action the sandbox serves, in the order README.md describes them.
+ACTIONS = (
+    "PushTemplate",
+    "PushMultiple",
+    "RevokePushMessage",
+    "QueryPushSchedulerList",
+    "CancelPushScheduler",
+    "QueryPushAnalysisCoreIndex",
+    "QueryPushAnalysisTaskList",
+    "QueryPushAnalysisTaskDetail",
+)
+# The calls that send (or recall) messages: the ones faults and the QPS cap act on by default.
+SENDING_ACTIONS = ("PushTemplate", "PushMultiple", "RevokePushMessage")
+# Settings only whoever starts the sandbox may choose (CLI, config file, Python constructor):
+# never changed at run time, so no HTTP caller can move the ledger or the token.
+FIXED_AT_START = frozenset({"host", "port", "ledger_path", "control_token"})
 
 
 class ConfigError(ValueError):
@@ -49,6 +73,11 @@ class SandboxConfig:
     expired_max: int = 259200
     task_quota: int = 100  # unexecuted scheduled tasks per app; 0 = unlimited
     clock_offset_seconds: float = 0.0  # shifts the scheduling clock, not the gateway's
+    # The secret the /_sandbox/ control endpoints require (header X-Sandbox-Token). None:
+    # the sandbox draws a random one (SandboxServer.control_token tells it to its starter).
+    control_token: str | None = None
+    stats_seed: int = 0  # seeds the figures of the QueryPushAnalysis* actions
+    fault_actions: tuple[str, ...] = SENDING_ACTIONS  # actions faults and the QPS cap act on
 
 
 FLAGS = {
@@ -72,6 +101,9 @@ FLAGS = {
     "expired_max": "--expired-max",
     "task_quota": "--task-quota",
     "clock_offset_seconds": "clock_offset_seconds",
+    "control_token": "MPAAS_SANDBOX_TOKEN",
+    "stats_seed": "--stats-seed",
+    "fault_actions": "--fault-action",
 }
 RATE_FIELDS = ("error_5xx_rate", "throttle_rate", "ambiguous_rate", "hold_rate")
 _INT_RE = re.compile(r"-?\d+")
@@ -252,6 +284,28 @@ def _ledger(value: Any, label: str) -> str | None:
     return value
 
 
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
+
+
+def _control_token(value: Any, label: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
+        raise ConfigError(f"{label} must be 16 to 256 characters from A-Z a-z 0-9 . _ ~ + / = -")
+    return value
+
+
+def _fault_actions(value: Any, label: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{label} must list action names such as PushTemplate")
+    unknown = sorted(set(value) - set(ACTIONS))
+    if unknown:
+        raise ConfigError(f"{label}: {unknown[0]} is not an action the sandbox serves")
+    return tuple(dict.fromkeys(value))
+
+
 _NORMALIZERS: dict[str, Callable[[Any, str], Any]] = {
     "host": _host,
     "port": lambda v, label: _int(v, label, 0, 65535),
@@ -273,6 +327,9 @@ _NORMALIZERS: dict[str, Callable[[Any, str], Any]] = {
     "expired_max": lambda v, label: _int(v, label, 1),
     "task_quota": lambda v, label: _int(v, label, 0),
     "clock_offset_seconds": lambda v, label: _float(v, label),
+    "control_token": _control_token,
+    "stats_seed": lambda v, label: _int(v, label),
+    "fault_actions": _fault_actions,
 }
 assert set(_NORMALIZERS) == {f.name for f in dataclasses.fields(SandboxConfig)}
 
@@ -304,8 +361,10 @@ def apply_changes(
 
 
 def public_view(config: SandboxConfig) -> dict[str, Any]:
-    """The config as JSON, secrets left out (only AccessKey IDs are shown)."""
+    """The config as JSON, secrets left out (only AccessKey IDs are shown, no token)."""
     view = dataclasses.asdict(config)
+    del view["control_token"]
+    view["fault_actions"] = list(config.fault_actions)
     view["keys"] = sorted(config.keys)
     view["apps"] = {app: list(ws) for app, ws in config.apps.items()}
     view["templates"] = {name: list(ph) for name, ph in config.templates.items()}

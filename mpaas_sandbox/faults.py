@@ -1,6 +1,7 @@
-"""Fault injection for PushTemplate, reproducible from a seed.
+"""Fault injection for the actions in ``fault_actions`` (by default the sending ones:
+PushTemplate, PushMultiple, RevokePushMessage), reproducible from a seed.
 
-Every PushTemplate call draws exactly three numbers from one ``random.Random(seed)`` (latency,
+Every such call draws exactly three numbers from one ``random.Random(seed)`` (latency,
 fault, 5xx kind) whatever the settings, so the same seed and the same call order give the same
 fault sequence even when rates change between runs of a drill.
 """
@@ -42,7 +43,7 @@ class FaultInjector:
             self._windows.clear()
 
     def decide(self, config, access_key_id: str, now: float | None = None) -> FaultPlan:
-        """The fault for one authenticated PushTemplate call (``config`` is a SandboxConfig)."""
+        """The fault for one authenticated call of a fault action (``config``: SandboxConfig)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             u_latency, u_fault, u_kind = self._rng.random(), self._rng.random(), self._rng.random()

@@ -1,4 +1,7 @@
-"""The ledger: one JSON line per RPC request, in a file and in memory, and its summary."""
+"""The ledger: one JSON line per RPC request, in a file and in memory, and its summary.
+
+The file is chosen when the sandbox starts and never changes while it runs.
+"""
 
 from __future__ import annotations
 
@@ -84,19 +87,27 @@ def _peak_per_second(times: list[float]) -> int:
     return peak
 
 
+PUSH_ACTIONS = ("PushTemplate", "PushMultiple")
+SENDING_ACTIONS = (*PUSH_ACTIONS, "RevokePushMessage")
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Delivery facts from ledger records.
+    """Delivery facts from ledger records. Pushes are PushTemplate and PushMultiple calls.
 
     - ``msgkeys_accepted_more_than_once``: a msgKey accepted in two or more calls, i.e. resent
       (allowed: the retry of an ambiguous failure must reuse its msgKeys).
     - ``targets_with_multiple_msgkeys``: a target accepted under two or more different msgKeys
       within one TaskName: a violation (the phone may get the message twice).
-    - ``peak_calls_per_second``: PushTemplate calls that passed authentication, over any
-      one-second sliding window (throttled and failed calls count: it measures the client).
+    - ``max_targets_per_call``: PushTemplate only (its limit is 10);
+      ``max_targets_per_multiple_call``: PushMultiple (limit 100).
+    - ``peak_calls_per_second``: sending calls (pushes and RevokePushMessage) that passed
+      authentication, over any one-second sliding window (throttled and failed calls count:
+      it measures the client).
     """
     records = list(records)
-    pushes = [r for r in records if r.get("action") == "PushTemplate"]
+    pushes = [r for r in records if r.get("action") in PUSH_ACTIONS]
     accepted = [r for r in pushes if r.get("accepted")]
+    revokes = [r for r in records if r.get("action") == "RevokePushMessage"]
     key_calls: Counter[str] = Counter()
     keys_by_target: dict[tuple[str, str], set[str]] = defaultdict(set)
     targets_accepted = 0
@@ -112,6 +123,11 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for (task, target), keys in sorted(keys_by_target.items())
         if len(keys) > 1
     ]
+
+    def most_targets(action: str) -> int:
+        sizes = (len(r.get("targets") or {}) for r in pushes if r.get("action") == action)
+        return max(sizes, default=0)
+
     return {
         "calls": len(records),
         "push_calls": len(pushes),
@@ -122,9 +138,16 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "resent_msgkey_examples": resent[:_EXAMPLES],
         "targets_with_multiple_msgkeys": len(doubled),
         "multiple_msgkey_examples": doubled[:_EXAMPLES],
-        "max_targets_per_call": max((len(r.get("targets") or {}) for r in pushes), default=0),
+        "max_targets_per_call": most_targets("PushTemplate"),
+        "max_targets_per_multiple_call": most_targets("PushMultiple"),
+        "revoke_calls": len(revokes),
+        "messages_revoked": sum(r.get("revoked") or 0 for r in revokes),
         "peak_calls_per_second": _peak_per_second(
-            [r["ts"] for r in pushes if r.get("authenticated")]
+            [
+                r["ts"]
+                for r in records
+                if r.get("action") in SENDING_ACTIONS and r.get("authenticated")
+            ]
         ),
         "by_result_code": dict(sorted(Counter(str(r.get("result_code")) for r in records).items())),
         "by_action": dict(sorted(Counter(str(r.get("action")) for r in records).items())),
@@ -135,13 +158,15 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"calls                              {summary['calls']}",
-        f"PushTemplate calls                 {summary['push_calls']}",
+        f"push calls                         {summary['push_calls']}",
         f"accepted calls                     {summary['accepted_calls']}",
         f"targets accepted                   {summary['targets_accepted']}",
         f"distinct msgKeys (accepted)        {summary['distinct_msgkeys']}",
         f"msgKeys accepted more than once    {summary['msgkeys_accepted_more_than_once']}",
         f"targets under 2+ msgKeys (bad)     {summary['targets_with_multiple_msgkeys']}",
-        f"max targets per call               {summary['max_targets_per_call']}",
+        f"max targets per PushTemplate call  {summary['max_targets_per_call']}",
+        f"max targets per PushMultiple call  {summary['max_targets_per_multiple_call']}",
+        f"messages revoked                   {summary['messages_revoked']}",
         f"peak calls/s (1 s sliding window)  {summary['peak_calls_per_second']}",
         "by result code:",
     ]

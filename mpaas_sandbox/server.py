@@ -56,7 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         try:
-            reply = sandbox.handle(method, self.path, body, self.headers.get("Content-Type", ""))
+            reply = sandbox.handle(
+                method, self.path, body, self.headers.get("Content-Type", ""), dict(self.headers)
+            )
         # A sandbox bug must still get an answer: a dropped connection would pass for the
         # ambiguous fault and mislead a drill. The traceback goes to stderr.
         except Exception:  # noqa: BLE001
@@ -189,6 +191,11 @@ class SandboxServer:
     def config(self) -> SandboxConfig:
         return self.sandbox.config
 
+    @property
+    def control_token(self) -> str:
+        """The token the ``/_sandbox/`` endpoints require in ``X-Sandbox-Token``."""
+        return self.sandbox.control_token
+
     def records(self) -> list[dict[str, Any]]:
         """The in-memory ledger, oldest first."""
         return self.sandbox.ledger.records()
@@ -197,6 +204,7 @@ class SandboxServer:
         return summarize(self.records())
 
     def configure(self, **changes: Any) -> SandboxConfig:
+        """Any SandboxConfig field except host, port, ledger_path and control_token."""
         return self.sandbox.configure(**changes)
 
     def add_template(self, name: str, placeholders: list[str] | tuple[str, ...]) -> SandboxConfig:

@@ -51,7 +51,8 @@ def _stop(name: str, child: subprocess.Popen, timeout: float = 15.0) -> None:
 def main() -> int:
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = os.environ.get("WEB_PORT", "8000")
-    env = dict(os.environ)
+    # The sandbox and the console's template mirror share the control endpoints' token.
+    env = {**os.environ, "MPAAS_SANDBOX_TOKEN": settings.SANDBOX_CONTROL_TOKEN}
     redis_child = None
     if settings.EMBEDDED_REDIS:
         socket_path = Path(settings.EMBEDDED_REDIS_SOCKET)

@@ -270,6 +270,12 @@ PUSH_FAULT_POINT = os.environ.get("PUSH_FAULT_POINT", "")
 # The local mPaaS sandbox that `make run` starts and points the demo credential at.
 SANDBOX_HOST = os.environ.get("SANDBOX_HOST", "127.0.0.1")
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8900)
+# The token the sandbox's /_sandbox/ control endpoints require (registering templates);
+# `make run` hands it to the sandbox in MPAAS_SANDBOX_TOKEN, seed_demo writes it into
+# var/sandbox.json. Generated once under VAR_DIR when the environment has none.
+SANDBOX_CONTROL_TOKEN = os.environ.get("MPAAS_SANDBOX_TOKEN") or generated_secret(
+    VAR_DIR / "sandbox_control_token", "token"
+)
 
 # --- Logging --------------------------------------------------------------------------
 

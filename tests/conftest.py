@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 SANDBOX_KEY_ID = "LTAItestKey0001"
 SANDBOX_SECRET = "test-secret-MARKER-5f1d9c"  # a known marker: must never leak anywhere
+SANDBOX_CONTROL_TOKEN = "test-control-token-MARKER-77ab"  # the /_sandbox/ endpoints' token
 APP_ID = "ONEX570DA89211721"
 WORKSPACE = "default"
 TEMPLATE_NAME = "welcome_tpl"
@@ -76,6 +77,7 @@ def sandbox_server():
             keys={SANDBOX_KEY_ID: SANDBOX_SECRET},
             templates={TEMPLATE_NAME: ("name", "coupon")},
             apps={APP_ID: (WORKSPACE,)},
+            control_token=SANDBOX_CONTROL_TOKEN,
         )
     )
     server.start()
@@ -84,8 +86,10 @@ def sandbox_server():
 
 
 @pytest.fixture
-def sandbox(sandbox_server):
-    """The session's sandbox, with faults off and an empty ledger for this test."""
+def sandbox(sandbox_server, settings):
+    """The session's sandbox, with faults off and an empty ledger for this test; the
+    console holds its control token."""
+    settings.SANDBOX_CONTROL_TOKEN = SANDBOX_CONTROL_TOKEN
     sandbox_server.configure(**NO_FAULTS)
     sandbox_server.reset()
     yield sandbox_server

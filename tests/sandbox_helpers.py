@@ -17,6 +17,7 @@ SECRET = "test-secret"
 APP_ID = "ONEX570DA89211721"
 WORKSPACE = "default"
 TEMPLATE = "tpl_1"
+CONTROL_TOKEN = "test-control-token-0001"  # give it to SandboxServer(control_token=...)
 
 
 @dataclass
@@ -92,10 +93,22 @@ def call(base_url: str, action: str, business: dict[str, Any], **options: Any) -
     return send(signed_request(base_url, action, business, **options), timeout)
 
 
-def control(base_url: str, path: str, payload: Any = None) -> tuple[int, Any]:
-    """GET (payload None) or POST JSON to /_sandbox/<path>; JSON answers are decoded."""
+def control(
+    base_url: str,
+    path: str,
+    payload: Any = None,
+    *,
+    token: str | None = CONTROL_TOKEN,
+    content_type: str = "application/json",
+) -> tuple[int, Any]:
+    """GET (payload None) or POST JSON to /_sandbox/<path> with the control token; JSON
+    answers are decoded. ``token=None`` sends no token header."""
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(f"{base_url}/_sandbox/{path}", data=data)
+    if token is not None:
+        request.add_header("X-Sandbox-Token", token)
+    if data is not None:
+        request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             status, raw = response.status, response.read().decode()
@@ -122,3 +135,34 @@ def push_params(**changes: Any) -> dict[str, Any]:
         else:
             params[name] = value
     return params
+
+
+def sdk_call(
+    base_url: str,
+    action: str,
+    business: dict[str, Any],
+    *,
+    key_id: str = KEY_ID,
+    secret: str = SECRET,
+    version: str = "2020-10-28",
+) -> Answer:
+    """One call signed and sent by aliyun-python-sdk-core's CommonRequest, the way the
+    console's client sends it (POST, business parameters in the form body); the raw answer
+    of every status comes back (the SDK's get_response does not raise for 4xx/5xx)."""
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkcore.request import CommonRequest
+
+    client = AcsClient(key_id, secret, "cn-hangzhou", auto_retry=False, max_retry_time=0)
+    request = CommonRequest(
+        domain=base_url.removeprefix("http://"),
+        version=version,
+        action_name=action,
+        product="mpaas",
+    )
+    request.set_method("POST")
+    request.set_protocol_type("http")
+    request.set_accept_format("JSON")
+    for name, value in business.items():
+        request.add_body_params(name, value if isinstance(value, str) else json.dumps(value))
+    status, headers, body = client.get_response(request)
+    return Answer(status, json.loads(body), dict(headers))

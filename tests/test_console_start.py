@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -33,6 +35,7 @@ def test_seed_demo_creates_the_demo_world_once(settings, tmp_path, capsys):
     assert TargetList.objects.get().targets.count() == 25
     config = (tmp_path / "sandbox.json").read_text()
     assert credential.secret() in config  # the sandbox must know the key pair
+    assert json.loads(config)["control_token"] == settings.SANDBOX_CONTROL_TOKEN
     assert oct((tmp_path / "sandbox.json").stat().st_mode & 0o777) == "0o600"
 
 
@@ -76,6 +79,7 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path):
         "VAR_DIR": str(tmp_path),
         "WEB_PORT": str(free_port()),
         "SANDBOX_PORT": str(free_port()),
+        "MPAAS_SANDBOX_TOKEN": "launcher-test-token-0001",
     }
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -109,8 +113,15 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path):
             except OSError:
                 time.sleep(0.3)
         assert status == 200
-        with urllib.request.urlopen(f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/stats") as r:
+        stats = urllib.request.Request(
+            f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/stats",
+            headers={"X-Sandbox-Token": env["MPAAS_SANDBOX_TOKEN"]},
+        )
+        with urllib.request.urlopen(stats) as r:
             assert r.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no token, no control
+            urllib.request.urlopen(f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/stats")
+        assert refused.value.code == 403
         assert (tmp_path / "redis.sock").exists()
     finally:
         launcher.send_signal(signal.SIGINT)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from campaigns import scheduling
 from campaigns.mpaas import strategy, wire
 from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, TRANSIENT, PushClient, PushError, scrub
 from tests.conftest import APP_ID, SANDBOX_SECRET, TEMPLATE_NAME, WORKSPACE
@@ -155,16 +156,21 @@ def test_dropped_connection_is_ambiguous(credential, sandbox):
     assert push_records(sandbox)[0]["accepted"] is True
 
 
-def test_scheduled_push_returns_task_id_that_can_be_listed_and_cancelled(credential, sandbox):
+def test_scheduled_push_returns_task_id_that_can_be_listed(credential, sandbox):
     send_at = timezone.now() + timedelta(days=1)
     reply = PushClient(credential).push_template(params(strategy_type=1, fixed_time=send_at))
     assert reply.data
     client = PushClient(credential)
     tasks = client.list_scheduled(timezone.now(), timezone.now() + timedelta(days=2))
     assert [t["UniqueId"] for t in tasks] == [reply.data]
-    assert tasks[0]["ExecutedStatus"] == 0
-    answer = client.cancel_scheduled([reply.data])
-    assert answer["Cancelled"] == [reply.data]
+    assert (tasks[0]["ExecutedStatus"], tasks[0]["ParentId"]) == ("0", reply.data)
+
+
+def test_cancel_scheduled_hands_the_model_shaped_answer_to_the_parser(credential, sandbox):
+    send_at = timezone.now() + timedelta(days=1)
+    reply = PushClient(credential).push_template(params(strategy_type=1, fixed_time=send_at))
+    answer = PushClient(credential).cancel_scheduled([reply.data])
+    assert scheduling.read_cancel_answer(answer, [reply.data]).cancelled == [reply.data]
 
 
 def test_scrub_removes_signed_urls():

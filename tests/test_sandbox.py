@@ -29,6 +29,7 @@ from mpaas_sandbox.__main__ import main as cli_main
 try:
     from tests.sandbox_helpers import (
         APP_ID,
+        CONTROL_TOKEN,
         KEY_ID,
         SECRET,
         TEMPLATE,
@@ -42,6 +43,7 @@ try:
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from sandbox_helpers import (  # type: ignore[no-redef]
         APP_ID,
+        CONTROL_TOKEN,
         KEY_ID,
         SECRET,
         TEMPLATE,
@@ -85,7 +87,7 @@ def _redis_settings():
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     ledger = tmp_path_factory.mktemp("sandbox") / "ledger.jsonl"
-    with SandboxServer(ledger_path=str(ledger), **BASE) as server:
+    with SandboxServer(ledger_path=str(ledger), control_token=CONTROL_TOKEN, **BASE) as server:
         yield server
 
 
@@ -151,7 +153,8 @@ def test_push_template_is_accepted_and_recorded(sandbox):
     assert answer.status == 200
     assert answer.body["ResultCode"] == "OK"
     assert answer.body["ResultMessage"] == ""
-    assert answer.body["PushResult"] == {"Success": True, "ResultMsg": "", "Data": None}
+    # an immediate push has no task ID: Data is left out (the models drop a null field)
+    assert answer.body["PushResult"] == {"Success": True, "ResultMsg": ""}
     assert answer.headers["x-acs-request-id"] == answer.body["RequestId"]
     [record] = sandbox.records()
     assert record["request_id"] == answer.body["RequestId"]
@@ -360,6 +363,9 @@ FAILING = [
     ({"DismissalDate": "soon"}, "3028", "DismissalDate must be an integer timestamp in seconds"),
     ({"appId": APP_ID}, "3028", "unknown parameter appId"),
     ({"Title": "hello"}, "3028", "unknown parameter Title"),
+    ({"TargetMsg.1.Target": "u1"}, "3028", "unknown parameter TargetMsg.1.Target"),
+    ({"PushAction": "open"}, "3028", "PushAction must be an integer"),
+    ({"TransparentMessagePayload": "[1]"}, "3028", "TransparentMessagePayload must be a JSON"),
 ]
 
 
@@ -373,7 +379,6 @@ def test_push_template_rule_answers_the_real_code(sandbox, changes, code, messag
     assert answer.body["PushResult"] == {
         "Success": False,
         "ResultMsg": answer.body["ResultMessage"],
-        "Data": None,
     }
     [record] = sandbox.records()
     assert (record["result_code"], record["accepted"], record["authenticated"]) == (
@@ -403,6 +408,9 @@ PASSING = [
     {"SmsStrategy": 0},
     {"ActivityEvent": "end", "ActivityContentState": '{"score": 1}', "DismissalDate": 1700000000},
     {"StrategyType": 0, "NotifyType": ""},
+    # the official request model's fields beyond PUSH_API.md §2
+    {"PushAction": 0, "Silent": 1, "ChannelId": "c1", "TenantId": "t1", "VendorTemplate": "{}"},
+    {"TransparentMessagePayload": '{"hms": {"k": "v"}}', "TransparentMessageUrgency": "HIGH"},
 ]
 
 
@@ -521,12 +529,17 @@ def test_fixed_time_task_is_listed_executed_after_clock_shift_and_cancelled(sand
     assert data["TotalCount"] == 2
     first = data["List"][0]
     assert first["UniqueId"] == id_a
-    assert (first["PushTime"], first["ExecutedStatus"], first["StrategyType"]) == (fixed_a, 0, 1)
+    # ExecutedStatus is a string (the model says str); a fixed task is its own parent
+    assert (first["PushTime"], first["ExecutedStatus"], first["StrategyType"]) == (
+        fixed_a,
+        "0",
+        1,
+    )
     assert (first["Type"], first["CreateType"], first["DeliveryType"], first["ParentId"]) == (
         1,
         0,
         3,
-        "",
+        id_a,
     )
     assert first["PushTitle"] == TEMPLATE
     assert abs(first["GmtCreate"] - start) < 5_000
@@ -537,8 +550,8 @@ def test_fixed_time_task_is_listed_executed_after_clock_shift_and_cancelled(sand
     assert status == 200 and clock["offset_seconds"] == 7200
     shifted = _query(sandbox, start, start + 4 * 3_600_000).body["ResultContent"]["Data"]["List"]
     assert [(item["UniqueId"], item["ExecutedStatus"]) for item in shifted] == [
-        (id_a, 1),
-        (id_b, 0),
+        (id_a, "1"),
+        (id_b, "0"),
     ]
 
     cancel = call(
@@ -547,7 +560,9 @@ def test_fixed_time_task_is_listed_executed_after_clock_shift_and_cancelled(sand
         {"AppId": APP_ID, "WorkspaceId": WORKSPACE, "UniqueIds": f"{id_a},{id_b},nope", "Type": 1},
     )
     assert cancel.body["ResultCode"] == "OK"
-    assert cancel.body["ResultContent"]["Data"] == {
+    # ResultContent is a string (the model says str): the sandbox puts JSON text in it
+    assert isinstance(cancel.body["ResultContent"], str)
+    assert json.loads(cancel.body["ResultContent"]) == {
         "Cancelled": [id_b],
         "AlreadyExecuted": [id_a],
         "NotFound": ["nope"],
@@ -560,18 +575,38 @@ def test_fixed_time_task_is_listed_executed_after_clock_shift_and_cancelled(sand
     ]
 
 
-def test_loop_task_executes_after_its_end_day(sandbox):
+def test_loop_task_lists_one_sub_task_per_occurrence_under_its_parent(sandbox):
     answer = push(sandbox, **_loop(circleType=1, circleValue=None, endTime=midnight_ms(2)))
     task_id = answer.body["PushResult"]["Data"]
     window = (midnight_ms(0), midnight_ms(10))
+    at = (9 * 3600 + 45 * 60 + 11) * 1000
 
-    [item] = _query(sandbox, *window).body["ResultContent"]["Data"]["List"]
-    assert (item["UniqueId"], item["StrategyType"], item["ExecutedStatus"]) == (task_id, 2, 0)
-    assert item["PushTime"] == midnight_ms(0) + (9 * 3600 + 45 * 60 + 11) * 1000
+    items = _query(sandbox, *window).body["ResultContent"]["Data"]["List"]
+    assert [item["PushTime"] for item in items] == [midnight_ms(d) + at for d in range(3)]
+    assert {item["ParentId"] for item in items} == {task_id}
+    assert task_id not in {item["UniqueId"] for item in items}  # sub-tasks have their own IDs
+    assert len({item["UniqueId"] for item in items}) == 3
+    assert {item["StrategyType"] for item in items} == {2}
+    by_parent = _query(sandbox, *window, UniqueId=task_id).body["ResultContent"]["Data"]
+    assert by_parent["TotalCount"] == 3
+    one = _query(sandbox, *window, UniqueId=items[1]["UniqueId"]).body["ResultContent"]["Data"]
+    assert [i["UniqueId"] for i in one["List"]] == [items[1]["UniqueId"]]
 
-    sandbox.configure(clock_offset_seconds=3 * 86400 + 1)
-    [item] = _query(sandbox, *window).body["ResultContent"]["Data"]["List"]
-    assert item["ExecutedStatus"] == 1
+    moment = midnight_ms(1) + at + 1000  # just after the second occurrence
+    sandbox.configure(clock_offset_seconds=(moment - time.time() * 1000) / 1000)
+    statuses = [
+        i["ExecutedStatus"] for i in _query(sandbox, *window).body["ResultContent"]["Data"]["List"]
+    ]
+    assert statuses == ["1", "1", "0"]
+
+    cancel = call(
+        sandbox.url,
+        "CancelPushScheduler",
+        {"AppId": APP_ID, "WorkspaceId": WORKSPACE, "UniqueIds": task_id},
+    )
+    assert json.loads(cancel.body["ResultContent"])["Cancelled"] == [task_id]
+    left = _query(sandbox, *window).body["ResultContent"]["Data"]["List"]
+    assert [i["ExecutedStatus"] for i in left] == ["1", "1"]  # the one to come is gone
 
 
 def test_query_paging_and_validation(sandbox):
@@ -838,6 +873,89 @@ def test_control_reset_clears_ledger_memory_file_and_tasks(sandbox):
     assert control(sandbox.url, "tasks") == (200, [])
 
 
+def _raw_control(server, path, body=b"", headers=None, method="POST"):
+    """A request the way a web page (or curl) would send it: no helper adds anything."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request(method, f"/_sandbox/{path}", body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_text_plain_post_without_token_is_refused_and_the_ledger_is_kept(sandbox):
+    """The attack: a page in the operator's browser posts a "simple" cross-origin request
+    (text/plain needs no CORS preflight) to empty the ledger or move it."""
+    push(sandbox)
+    ledger_file = Path(sandbox.config.ledger_path)
+    before = ledger_file.read_text(encoding="utf-8")
+
+    attacks = [
+        ("reset", b"{}", {"Content-Type": "text/plain"}),
+        ("config", b'{"ledger_path": "/tmp/evil.jsonl"}', {"Content-Type": "text/plain"}),
+        ("reset", b"{}", {"Content-Type": "application/x-www-form-urlencoded"}),
+        ("reset", b"{}", {"Content-Type": "application/json"}),  # JSON, but no token
+        ("reset", b"{}", {"Content-Type": "application/json", "X-Sandbox-Token": "guess" * 4}),
+    ]
+    for path, body, headers in attacks:
+        status, answer = _raw_control(sandbox, path, body, headers)
+        assert status == 403, (path, headers)
+        assert "X-Sandbox-Token" in json.loads(answer)["error"]
+
+    assert len(sandbox.records()) == 1
+    assert ledger_file.read_text(encoding="utf-8") == before
+    assert not Path("/tmp/evil.jsonl").exists()
+
+
+def test_control_post_with_the_token_must_still_be_json(sandbox):
+    push(sandbox)
+    token = {"X-Sandbox-Token": CONTROL_TOKEN}
+
+    plain = _raw_control(sandbox, "reset", b"{}", {**token, "Content-Type": "text/plain"})
+    form = control(sandbox.url, "reset", {}, content_type="application/x-www-form-urlencoded")
+
+    assert plain[0] == 415 and json.loads(plain[1]) == {
+        "error": "send the body as application/json"
+    }
+    assert form[0] == 415
+    assert len(sandbox.records()) == 1
+    assert control(sandbox.url, "reset", {}) == (200, {"reset": True})
+    assert sandbox.records() == []
+
+
+@pytest.mark.parametrize("name", ["ledger_path", "control_token", "host", "port"])
+def test_file_paths_and_the_token_cannot_be_set_over_http(sandbox, tmp_path, name):
+    value = {"ledger_path": str(tmp_path / "moved.jsonl"), "port": 1}.get(name, "x" * 20)
+
+    status, answer = control(sandbox.url, "config", {name: value})
+
+    assert (status, answer) == (400, {"error": f"{name} is fixed when the sandbox starts"})
+    assert not (tmp_path / "moved.jsonl").exists()
+    assert sandbox.config.ledger_path != str(tmp_path / "moved.jsonl")
+    with pytest.raises(ConfigError, match=f"{name} is fixed when the sandbox starts"):
+        sandbox.configure(**{name: value})
+
+
+def test_every_control_endpoint_needs_the_token_and_never_shows_it(sandbox):
+    push(sandbox)
+    for path in ("stats", "ledger", "config", "tasks"):
+        assert control(sandbox.url, path, token=None)[0] == 403
+        assert control(sandbox.url, path, token="not-the-right-token-0")[0] == 403
+    status, config = control(sandbox.url, "config")
+    assert status == 200 and "control_token" not in config
+    assert CONTROL_TOKEN not in control(sandbox.url, "ledger")[1]
+    assert sandbox.control_token == CONTROL_TOKEN
+
+
+def test_a_sandbox_started_without_a_token_draws_one_nobody_else_knows():
+    with SandboxServer(**BASE) as first, SandboxServer(**BASE) as second:
+        assert len(first.control_token) >= 32
+        assert first.control_token != second.control_token
+        assert control(first.url, "stats", token=CONTROL_TOKEN)[0] == 403
+        assert control(first.url, "stats", token=first.control_token)[0] == 200
+
+
 def test_invalid_python_config_raises():
     with pytest.raises(ConfigError, match="hold_rate must be between 0 and 1"):
         SandboxServer(hold_rate=-0.1)
@@ -882,6 +1000,40 @@ def test_serve_names_the_flag_and_the_rule(args, message, capsys):
     assert err.count("\n") == 1
 
 
+def test_serve_takes_the_token_from_the_env_over_the_config_file(tmp_path, monkeypatch):
+    from mpaas_sandbox.__main__ import build_config, build_parser
+
+    settings = tmp_path / "sandbox.json"
+    settings.write_text(json.dumps({"control_token": "from-the-config-file-01"}))
+    args = build_parser().parse_args(
+        ["serve", "--config", str(settings), "--fault-action", "PushMultiple"]
+    )
+    monkeypatch.delenv("MPAAS_SANDBOX_TOKEN", raising=False)
+
+    assert build_config(args).control_token == "from-the-config-file-01"
+    assert build_config(args).fault_actions == ("PushMultiple",)
+    monkeypatch.setenv("MPAAS_SANDBOX_TOKEN", "from-the-environment-01")
+    assert build_config(args).control_token == "from-the-environment-01"
+    monkeypatch.setenv("MPAAS_SANDBOX_TOKEN", "short")
+    with pytest.raises(ConfigError, match="MPAAS_SANDBOX_TOKEN must be 16 to 256 characters"):
+        build_config(args)
+
+
+def test_the_sandbox_runs_on_the_standard_library_alone():
+    """No site-packages (-S): the official models and every other package are test-only."""
+    script = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        "import mpaas_sandbox, mpaas_sandbox.__main__; "
+        "print(sorted(m.split('.')[0] for m in sys.modules if 'site-packages' in "
+        "(getattr(sys.modules[m], '__file__', '') or '')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=30
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
 def test_serve_subprocess_answers_and_stops_on_sigterm(tmp_path):
     ledger = tmp_path / "ledger.jsonl"
     process = subprocess.Popen(
@@ -905,7 +1057,7 @@ def test_serve_subprocess_answers_and_stops_on_sigterm(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MPAAS_SANDBOX_TOKEN": CONTROL_TOKEN},
     )
     try:
         ready, _, _ = select.select([process.stdout], [], [], 15)
@@ -918,6 +1070,8 @@ def test_serve_subprocess_answers_and_stops_on_sigterm(tmp_path):
         answer = call(url, "PushTemplate", push_params())
 
         assert answer.body["ResultCode"] == "OK"
+        assert control(url, "stats")[1]["accepted_calls"] == 1  # the token came from the env
+        assert control(url, "stats", token=None)[0] == 403
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         assert json.loads(ledger.read_text())["request_id"] == answer.body["RequestId"]

@@ -12,9 +12,11 @@ import time_machine
 from django.core.management import call_command
 
 from campaigns import lifecycle, scheduling
-from campaigns.models import Campaign, Occurrence, Run, ScheduledTask
+from campaigns.models import AuditEvent, Campaign, Occurrence, Run, ScheduledTask
 from campaigns.mpaas import strategy
+from tests.conftest import APP_ID, SANDBOX_KEY_ID, SANDBOX_SECRET, WORKSPACE
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
+from tests.sandbox_helpers import sdk_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -254,12 +256,174 @@ def test_cancel_with_a_mix_of_executed_and_unexecuted_tasks(
     sandbox.set_clock_offset(3600)  # the early task has run on mPaaS
     result = lifecycle.cancel(Campaign.objects.get(pk=early.pk), marketer)
     early_id = ScheduledTask.objects.exclude(task_id__in=late_ids).get().task_id
+    # mPaaS cancelled the late ones and says so in its ResultContent string
+    assert [sandbox.sandbox.tasks.get(i).cancelled for i in [*late_ids, early_id]] == [
+        {0},
+        {0},
+        set(),
+    ]
     assert sorted(result["cancelled"]) == sorted(late_ids)
     assert result["already_executed"] == [early_id]
+    assert result["needs_reconcile"] == []
     assert ScheduledTask.objects.get(task_id=early_id).status == "executed"
     assert set(
         ScheduledTask.objects.filter(task_id__in=late_ids).values_list("status", flat=True)
     ) == {"cancelled"}
+    assert scheduling.tasks_in_use(credential.app_id) == 0
+
+
+def test_cancel_against_the_model_shaped_answer_does_not_crash_and_is_audited(
+    clock, client, credential, template, target_list, sandbox, marketer
+):
+    """The old crash: the console read CancelPushScheduler's ResultContent as an object
+    of lists; the official model (and now the sandbox) make it a string → HTTP 500."""
+    campaign = fixed_campaign(credential, template, target_list, schedule_mode="mpaas")
+    lifecycle.launch(campaign, marketer)
+    drain()
+    client.force_login(marketer)
+
+    response = client.post(f"/campaigns/{campaign.pk}/cancel/")
+
+    assert response.status_code == 302
+    cancels = [r for r in sandbox.records() if r["action"] == "CancelPushScheduler"]
+    assert [r["result_code"] for r in cancels] == ["OK"]
+    tasks = ScheduledTask.objects.filter(campaign=campaign)
+    assert set(tasks.values_list("status", flat=True)) == {"cancelled"}
+    event = AuditEvent.objects.get(action="campaign.cancel_tasks")
+    assert event.details["cancelled"] == 3 and event.details["failed"] == 0
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.CANCELLED
+
+
+def test_a_cancel_answer_that_cannot_be_read_waits_for_reconcile():
+    ids = ["t1", "t2"]
+    assert scheduling.read_cancel_answer({"ResultContent": "<html>"}, ids).needs_reconcile == ids
+    assert scheduling.read_cancel_answer({"ResultContent": ""}, ids).cancelled == ids
+    assert scheduling.read_cancel_answer(
+        {"ResultContent": '{"Cancelled": ["t1"], "AlreadyExecuted": [], "NotFound": []}'}, ids
+    ).needs_reconcile == ["t2"]
+
+
+def _scheduled_call(sandbox, fixed_ms: int) -> str:
+    answer = sdk_call(
+        sandbox.url,
+        "PushTemplate",
+        {
+            "AppId": APP_ID,
+            "WorkspaceId": WORKSPACE,
+            "TaskName": "t",
+            "TemplateName": "welcome_tpl",
+            "TemplateKeyValue": {"name": "a", "coupon": "b"},
+            "DeliveryType": 3,
+            "TargetMsgkey": {"u1": f"k-{fixed_ms}"},
+            "ExpiredSeconds": 600,
+            "StrategyType": 1,
+            "StrategyContent": {"fixedTime": fixed_ms},
+        },
+        key_id=SANDBOX_KEY_ID,
+        secret=SANDBOX_SECRET,
+    )
+    return answer.body["PushResult"]["Data"]
+
+
+def test_read_cancel_answer_reads_the_sandboxs_real_answer_per_task(clock, sandbox):
+    soon = int((NOW + dt.timedelta(minutes=5)).timestamp() * 1000)
+    later = int((NOW + dt.timedelta(days=1)).timestamp() * 1000)
+    ran, waiting = _scheduled_call(sandbox, soon), _scheduled_call(sandbox, later)
+    sandbox.set_clock_offset(600)
+    answer = sdk_call(
+        sandbox.url,
+        "CancelPushScheduler",
+        {"AppId": APP_ID, "WorkspaceId": WORKSPACE, "UniqueIds": f"{ran},{waiting},gone"},
+        key_id=SANDBOX_KEY_ID,
+        secret=SANDBOX_SECRET,
+    ).body
+    assert isinstance(answer["ResultContent"], str)
+
+    for given in (answer, answer["ResultContent"]):  # the whole body or its ResultContent
+        outcome = scheduling.read_cancel_answer(given, [ran, waiting, "gone", "unnamed"])
+        assert outcome == scheduling.CancelOutcome(
+            cancelled=[waiting],
+            already_executed=[ran],
+            not_found=["gone"],
+            needs_reconcile=["unnamed"],  # an ID the answer does not mention
+        )
+
+
+@pytest.mark.parametrize(
+    ("content", "cancelled"),
+    [
+        (None, True),
+        ("", True),
+        ("true", True),
+        ("SUCCESS", True),
+        ('{"Data": null}', True),
+        ('["a"]', ["a"]),
+        ({"Cancelled": ["a", "b"], "NotFound": []}, ["a", "b"]),  # an older client's Data
+        ("false", False),
+        ("任务不存在", False),
+        ("{not json", False),
+        ('{"Cancelled": "a,b"}', False),
+        ('{"Other": 1}', False),
+        (42, False),
+    ],
+)
+def test_read_cancel_answer_never_guesses(content, cancelled):
+    outcome = scheduling.read_cancel_answer(
+        {"ResultCode": "OK", "ResultContent": content}, ["a", "b"]
+    )
+    if cancelled is True:
+        assert outcome == scheduling.CancelOutcome(cancelled=["a", "b"])
+    elif cancelled is False:
+        assert outcome == scheduling.CancelOutcome(needs_reconcile=["a", "b"])
+    else:
+        assert outcome.cancelled == cancelled
+        assert sorted(outcome.cancelled + outcome.needs_reconcile) == ["a", "b"]
+
+
+def test_reconcile_reads_loop_sub_tasks_under_their_parent(
+    clock, credential, template, target_list, sandbox, marketer
+):
+    """mPaaS lists a loop task's occurrences as sub-tasks (ParentId = the task ID the push
+    answered with, ExecutedStatus a string): the console's task is neither missing nor
+    executed until every occurrence has run."""
+    campaign = make_campaign(
+        credential,
+        template,
+        target_list,
+        strategy_type=2,
+        schedule_mode="mpaas",
+        loop_circle_type=1,
+        loop_start_date=dt.date(2026, 3, 3),
+        loop_end_date=dt.date(2026, 3, 5),
+        loop_time=dt.time(9, 0),
+    )
+    lifecycle.launch(campaign, marketer)
+    drain()
+    ids = set(ScheduledTask.objects.filter(campaign=campaign).values_list("task_id", flat=True))
+    listed = sdk_call(
+        sandbox.url,
+        "QueryPushSchedulerList",
+        {
+            "AppId": APP_ID,
+            "WorkspaceId": WORKSPACE,
+            "StartTime": int(NOW.timestamp() * 1000),
+            "EndTime": int((NOW + dt.timedelta(days=5)).timestamp() * 1000),
+        },
+        key_id=SANDBOX_KEY_ID,
+        secret=SANDBOX_SECRET,
+    ).body["ResultContent"]["Data"]["List"]
+    assert {item["ParentId"] for item in listed} == ids
+    assert not ids & {item["UniqueId"] for item in listed}
+    assert len(listed) == 3 * len(ids)
+
+    first = scheduling.reconcile(credential)
+    assert (first["pending"], first["missing"], first["unknown_on_mpaas"]) == (len(ids), 0, [])
+
+    sandbox.set_clock_offset(2 * 86400)  # 2026-03-04 10:00: two of three have run
+    assert scheduling.reconcile(credential)["pending"] == len(ids)
+    sandbox.set_clock_offset(4 * 86400)
+    assert scheduling.reconcile(credential)["executed"] == len(ids)
+    assert set(ScheduledTask.objects.values_list("status", flat=True)) == {"executed"}
 
 
 # -- console-side -------------------------------------------------------------------------

@@ -13,13 +13,19 @@ from .ledger import Batch
 
 class ScheduledTask(models.Model):
     """An mPaaS scheduled task created by a PushTemplate call with StrategyType 1 or 2
-    (its ID is PushResult.Data). Unexecuted ones count against the app's quota."""
+    (its ID is PushResult.Data; a loop task's occurrences are sub-tasks whose ParentId is
+    this ID). Unexecuted ones count against the app's quota, and so do tasks whose cancel
+    answer could not be read (`RECONCILE`) until reconcile settles them."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Waiting on mPaaS")
         EXECUTED = "executed", _("Executed")
         CANCELLED = "cancelled", _("Cancelled")
         MISSING = "missing", _("Missing on mPaaS")
+        RECONCILE = "reconcile", _("Needs reconcile")
+
+    # Statuses of a task that may still be waiting on mPaaS (they count against the quota).
+    OPEN_STATUSES = (Status.PENDING, Status.RECONCILE)
 
     credential = models.ForeignKey(Credential, on_delete=models.PROTECT, related_name="+")
     app_id = models.CharField(max_length=64, db_index=True)

@@ -298,7 +298,9 @@ class PushClient:
         return tasks
 
     def cancel_scheduled(self, task_ids: list[str]) -> dict:
-        """CancelPushScheduler for `task_ids`; returns mPaaS's ResultContent.Data."""
+        """CancelPushScheduler for `task_ids`; returns mPaaS's whole answer. Its
+        ResultContent is a string of undocumented content (the official model types it
+        str): `scheduling.read_cancel_answer` reads it, defensively."""
         data = self._checked(
             "CancelPushScheduler",
             {
@@ -308,7 +310,7 @@ class PushClient:
                 "Type": 1,
             },
         )
-        return (data.get("ResultContent") or {}).get("Data") or {}
+        return data
 
 
 def _elapsed_ms(started: float) -> int:

@@ -314,6 +314,15 @@ def _report_cancel(request, result: dict[str, list[str]]) -> None:
         messages.warning(
             request, _("Not found on mPaaS: %(ids)s") % {"ids": ", ".join(result["not_found"])}
         )
+    if result.get("needs_reconcile"):
+        messages.warning(
+            request,
+            _(
+                "mPaaS took the cancel but its answer could not be read for: %(ids)s — "
+                "reconcile will tell whether they were cancelled."
+            )
+            % {"ids": ", ".join(result["needs_reconcile"])},
+        )
     if result["failed"]:
         messages.error(
             request,

@@ -33,7 +33,8 @@ def sandbox_config_path():
 
 
 def write_sandbox_config(secret: str) -> None:
-    """The sandbox's keys and templates, in a 0600 file (never on a command line)."""
+    """The sandbox's keys, templates and control token, in a 0600 file (never on a
+    command line)."""
     templates = {
         t.name: list(t.placeholders()) for t in MessageTemplate.objects.filter(app_id=DEMO_APP_ID)
     }
@@ -41,6 +42,8 @@ def write_sandbox_config(secret: str) -> None:
         "keys": {DEMO_ACCESS_KEY_ID: secret},
         "apps": {DEMO_APP_ID: DEMO_WORKSPACE},
         "templates": templates,
+        # a sandbox started by hand with --config also takes the console's control token
+        "control_token": settings.SANDBOX_CONTROL_TOKEN,
     }
     path = sandbox_config_path()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
