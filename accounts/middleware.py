@@ -1,4 +1,4 @@
-"""Per-request settings of a signed-in user: their language, and the sliding idle timeout."""
+"""Per-request rules for a signed-in user: their language, the sliding idle timeout, no-store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.cache import patch_cache_control
 
 from accounts.models import UserPreference
 
@@ -45,4 +46,19 @@ class SessionIdleMiddleware:
             now = int(time.time())
             if now - session.get("_refreshed_at", 0) >= settings.SESSION_REFRESH_SECONDS:
                 session["_refreshed_at"] = now  # marks the session modified: it is saved
+        return response
+
+
+class NoStoreMiddleware:
+    """Every page a signed-in user gets (deliveries, targets, audit, exports) carries
+    `Cache-Control: no-store`, so no browser or proxy cache keeps a copy."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            patch_cache_control(response, no_store=True, private=True)
         return response

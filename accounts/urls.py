@@ -4,11 +4,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts.ip_limit import limited_by_address
+
 urlpatterns = [
     path(
         "login/",
         sensitive_post_parameters("password")(
-            auth_views.LoginView.as_view(template_name="accounts/login.html")
+            limited_by_address(auth_views.LoginView.as_view(template_name="accounts/login.html"))
         ),
         name="login",
     ),

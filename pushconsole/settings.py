@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from pushconsole.envutil import env_bool, env_float, env_int, env_list, generated_secret
 
@@ -62,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.NoStoreMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "accounts.two_factor.TwoFactorMiddleware",
@@ -199,6 +201,9 @@ if PRODUCTION:
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Password spraying: LOGIN_IP_FAILURE_LIMIT wrong passwords from one IP, summed over all
+# usernames within the cool-off, lock out that IP (accounts/ip_limit.py).
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 20)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 AXES_VERBOSE = False  # only its start-up banner; lockouts are still logged as warnings
@@ -237,6 +242,21 @@ CONTENT_SECURITY_POLICY = {
 CREDENTIAL_KEYS = env_list("CREDENTIAL_KEYS", []) or [
     generated_secret(VAR_DIR / "credential_key", "fernet")
 ]
+
+# Audit trail (campaigns/audit.py): every event is an HMAC-SHA256 link keyed with
+# AUDIT_KEY (from the environment in production; never stored in the database; unset
+# in development: generated into var/). Rotation: put the new key in AUDIT_KEY and the
+# old one in AUDIT_OLD_KEYS (comma-separated), kept for as long as events signed with
+# it must verify. Each committed event appends a signed checkpoint (event id, head
+# HMAC) to AUDIT_WITNESS_PATH (opened O_APPEND) and to the "audit.witness" log stream;
+# keep that file off the database host (see README, Security).
+AUDIT_KEY = os.environ.get("AUDIT_KEY") or (
+    "" if PRODUCTION else generated_secret(VAR_DIR / "audit_key", "django")
+)
+if not AUDIT_KEY:
+    raise ImproperlyConfigured("AUDIT_KEY must be set in the production profile")
+AUDIT_OLD_KEYS = env_list("AUDIT_OLD_KEYS", [])
+AUDIT_WITNESS_PATH = Path(os.environ.get("AUDIT_WITNESS_PATH") or VAR_DIR / "audit-witness.log")
 
 # --- mPaaS push -----------------------------------------------------------------------
 
@@ -291,5 +311,7 @@ LOGGING = {
         "aliyunsdkcore": {"level": "CRITICAL", "propagate": False},
         # django-axes narrates every sign-in at INFO; lockouts are WARNINGs (and audited)
         "axes": {"level": "WARNING"},
+        # one signed checkpoint per audit event: ship this stream off the database host
+        "audit.witness": {"level": "INFO"},
     },
 }

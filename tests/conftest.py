@@ -53,6 +53,12 @@ def redis_url():
 
 
 @pytest.fixture(autouse=True)
+def _audit_witness(tmp_path, settings):
+    """Each test has its own audit witness file (never the development one in var/)."""
+    settings.AUDIT_WITNESS_PATH = tmp_path / "audit-witness.log"
+
+
+@pytest.fixture(autouse=True)
 def _redis_settings(redis_url, settings):
     settings.REDIS_URL = redis_url
     settings.RQ_QUEUES = {"push": {"URL": redis_url, "DEFAULT_TIMEOUT": 3600}}

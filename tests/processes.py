@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,8 @@ def database_url() -> str:
 
 def worker_env(redis_url: str, **overrides: str) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": redis_url}
+    env["AUDIT_WITNESS_PATH"] = str(settings.AUDIT_WITNESS_PATH)
+    env["AUDIT_KEY"] = settings.AUDIT_KEY
     env.update({key: str(value) for key, value in overrides.items()})
     return env
 

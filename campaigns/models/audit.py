@@ -25,6 +25,8 @@ class AuditEvent(models.Model):
     details = models.JSONField(_("details"), default=dict, blank=True)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
+    # Which AUDIT_KEY signed this row (a fingerprint of the key, never the key).
+    key_id = models.CharField(max_length=16, default="", blank=True)
     hash = models.CharField(max_length=64, unique=True)
 
     class Meta:

@@ -3,6 +3,7 @@ never rendered, logged or exported: code reads it with `secret()` only to sign c
 
 from __future__ import annotations
 
+import ipaddress
 import zoneinfo
 from urllib.parse import urlsplit
 
@@ -87,11 +88,22 @@ class Credential(models.Model):
 
     @property
     def is_sandbox(self) -> bool:
-        """True when the endpoint is a local http:// stand-in: its sends reach no phone."""
+        """True when the endpoint is a local http:// stand-in: its sends reach no phone.
+
+        Only an exact loopback address counts: an IPv4 literal in 127.0.0.0/8, ::1 or
+        `localhost` - never a name that merely starts with "127." or "localhost"."""
         if not self.endpoint.startswith("http://"):
             return False
-        host = urlsplit(self.endpoint).hostname or ""
-        return host in {"localhost", "::1"} or host.startswith("127.")
+        try:
+            host = urlsplit(self.endpoint).hostname or ""
+        except ValueError:
+            return False
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def clean(self) -> None:
         if self.endpoint.startswith("http://") and not self.is_sandbox:

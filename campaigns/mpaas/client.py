@@ -50,12 +50,25 @@ _NOT_SENT_MARKERS = (
     "nodename nor servname",
     "No route to host",
 )
-_URL_RE = re.compile(r"(with url: )?\S*\?\S*(Signature|AccessKeyId)=\S*")
+_URL_RE = re.compile(
+    r"(with url: )?(\b[a-z][a-z0-9+.-]*://\S+|\S*\?\S*(Signature|AccessKeyId)=\S*)", re.I
+)
+# Signed-query fragments and AccessKey IDs (Alibaba Cloud's start with LTAI) left over.
+_KEY_RE = re.compile(
+    r"\b(AccessKeyId|Signature|SignatureNonce)=[^\s&\"',;]*|\bLTAI[0-9A-Za-z]{4,}", re.I
+)
 
 
-def scrub(text: str) -> str:
-    """Remove signed URLs (they carry the AccessKeyId and signature) from an error text."""
-    return _URL_RE.sub("[url removed]", text)[:1000]
+def scrub(text: str, *literals: str, limit: int = 1000) -> str:
+    """Remove URLs (signed ones carry the AccessKeyId and signature), signed-query
+    fragments, AccessKey IDs and each of `literals` (say, the credential's key ID)
+    from a text before it is stored or shown."""
+    text = _URL_RE.sub("[url removed]", text or "")
+    text = _KEY_RE.sub("[key removed]", text)
+    for literal in literals:
+        if literal:
+            text = text.replace(literal, "[key removed]")
+    return text[:limit]
 
 
 @dataclass
@@ -81,8 +94,12 @@ class PushError(Exception):
     latency_ms: int = 0
     body: str = ""
     credential_name: str = field(default="", repr=False)
+    key_id: str = field(default="", repr=False)  # scrubbed out of message and body
 
     def __post_init__(self) -> None:
+        # Whatever the path and HTTP status, nothing stored or shown keeps a URL or key ID.
+        self.message = scrub(self.message, self.key_id)
+        self.body = scrub(self.body, self.key_id, limit=4000)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -183,6 +200,7 @@ class PushClient:
                 latency_ms=latency,
                 body=body[:2000],
                 credential_name=self.credential.name,
+                key_id=self.credential.access_key_id,
             ) from None
         if not isinstance(data, dict):
             data = {}
@@ -206,6 +224,7 @@ class PushClient:
             http_status=status,
             latency_ms=latency,
             credential_name=self.credential.name,
+            key_id=self.credential.access_key_id,
         )
 
     def _client_error(self, exc: ClientException, latency: int) -> PushError:
@@ -218,7 +237,12 @@ class PushClient:
         else:
             kind = PERMANENT
         return PushError(
-            kind, code, message, latency_ms=latency, credential_name=self.credential.name
+            kind,
+            code,
+            message,
+            latency_ms=latency,
+            credential_name=self.credential.name,
+            key_id=self.credential.access_key_id,
         )
 
     # -- API -------------------------------------------------------------------------
@@ -242,6 +266,7 @@ class PushClient:
                 latency_ms=latency,
                 body=body[:4000],
                 credential_name=self.credential.name,
+                key_id=self.credential.access_key_id,
             )
         task_id = result.get("Data")
         return PushReply(
@@ -269,6 +294,7 @@ class PushClient:
                 latency_ms=latency,
                 body=body[:4000],
                 credential_name=self.credential.name,
+                key_id=self.credential.access_key_id,
             )
         return data
 

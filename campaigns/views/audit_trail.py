@@ -20,11 +20,24 @@ from campaigns.models import AuditEvent
 
 PAGE_SIZE = 50
 BREAK_REASONS = {
-    "previous-hash link does not match": gettext_lazy(
+    audit.BAD_LINK: gettext_lazy(
         "its link to the previous event does not match (an event before it was removed or inserted)"
     ),
-    "contents do not match the stored hash": gettext_lazy(
-        "its contents do not match its stored hash (it was altered)"
+    audit.BAD_MAC: gettext_lazy(
+        "its contents do not match its keyed hash (it was altered or re-hashed without the key)"
+    ),
+    audit.UNKNOWN_KEY: gettext_lazy(
+        "it is signed with an audit key that is not configured (forged, or an old key was dropped)"
+    ),
+    audit.NOT_WITNESSED: gettext_lazy(
+        "it does not match the checkpoint in the witness file (the chain was rewritten)"
+    ),
+    audit.MISSING: gettext_lazy(
+        "the witness file recorded this event but it is no longer in the database "
+        "(the newest events were cut or the table was emptied)"
+    ),
+    audit.BAD_WITNESS: gettext_lazy(
+        "the witness file holds a checkpoint whose signature does not verify (it was edited)"
     ),
 }
 
@@ -85,7 +98,12 @@ def audit_verify(request):
     return render(
         request,
         "campaigns/audit/verify.html",
-        {"checked": checked, "broken": broken, "reason": reason},
+        {
+            "checked": checked,
+            "broken": broken,
+            "reason": reason,
+            "witnessed": audit.latest_checkpoint(),
+        },
     )
 
 

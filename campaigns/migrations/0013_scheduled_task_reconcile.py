@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0011_userpreference_to_accounts'),
+        ('campaigns', '0012_keyed_audit_chain'),
     ]
 
     operations = [
