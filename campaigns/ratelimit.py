@@ -2,10 +2,13 @@
 
 A sliding-window log (one sorted set per credential, timed by the Redis server's own
 clock so hosts with skewed clocks agree) admits a call only while fewer than `limit`
-calls were admitted in the last `window`. That bounds every window of that length, not
-just aligned seconds. The window is a little longer than the nominal one (RATE_MARGIN)
-so that jitter between admitting a call and its arrival at mPaaS cannot push two
-windows' worth into one second there.
+calls count: every call still in flight, and every call that *finished* within the last
+`window`. A call reaches mPaaS somewhere between its admission and its end, so counting
+it from admission until `window` after its end bounds what mPaaS sees in any window of
+that length, however late a call leaves after it was admitted (admissions alone do not:
+stragglers of one burst used to land in the next second at the receiver). Use `slot()`,
+which marks the call finished when it returns; an entry whose holder died stops counting
+`hold` seconds after its admission (longer than any call may take).
 
 Rates below 1 call/s admit one call per 1/rate seconds. Fractional rates above 1 are
 rounded down (2.5/s admits 2 per second): a limit is never exceeded.
@@ -13,31 +16,44 @@ rounded down (2.5/s admits 2 per second): a limit is never exceeded.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from redis import Redis
+from redis import Redis, RedisError
 
-RATE_MARGIN = 0.05  # seconds added to every window
+log = logging.getLogger(__name__)
 
+RATE_MARGIN = 0.01  # seconds added to every window, for clock granularity
+
+# An entry's score is when it stops being "recent": its end time, or, while in flight,
+# admission + hold. Entries whose score is more than `window` ago no longer count.
 _SCRIPT = """
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local member = ARGV[3]
+local hold = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now, member)
-  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+  redis.call('ZADD', key, now + hold, member)
+  redis.call('PEXPIRE', key, math.ceil((window + hold) / 1000) + 1000)
   return 0
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 local wait = tonumber(oldest[2]) + window - now
 if wait < 1 then wait = 1 end
 return wait
+"""
+_FINISH = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 """
 
 
@@ -51,28 +67,59 @@ def window_for(rate: float) -> tuple[int, float]:
 
 
 class RateLimiter:
-    def __init__(self, connection: Redis, key: str, rate: float) -> None:
+    def __init__(self, connection: Redis, key: str, rate: float, *, hold: float = 0.0) -> None:
+        """`hold`: how long an admitted call counts as in flight at most (0: a call counts
+        from its admission only, for callers that cannot say when it ended)."""
         self.key = key
         self.limit, window_seconds = window_for(rate)
         self.window_us = int(window_seconds * 1_000_000)
+        self.hold_us = int(hold * 1_000_000)
         self._script = connection.register_script(_SCRIPT)
+        self._finish = connection.register_script(_FINISH)
 
-    def try_acquire(self) -> float:
+    def try_acquire(self, member: str | None = None) -> float:
         """Take a slot if one is free. Returns 0 on success, else seconds to wait."""
-        wait_us = self._script(keys=[self.key], args=[self.limit, self.window_us, uuid.uuid4().hex])
+        member = member or uuid.uuid4().hex
+        wait_us = self._script(
+            keys=[self.key], args=[self.limit, self.window_us, member, self.hold_us]
+        )
         return int(wait_us) / 1_000_000
 
-    def acquire(self, *, timeout: float = 60.0, should_stop=None) -> bool:
+    def acquire(
+        self, *, timeout: float = 60.0, should_stop=None, member: str | None = None
+    ) -> bool:
         """Block until a slot is taken (True) or `timeout` passes / `should_stop()` (False)."""
         deadline = time.monotonic() + timeout
         while True:
-            wait = self.try_acquire()
+            wait = self.try_acquire(member)
             if wait == 0:
                 return True
             if time.monotonic() + wait > deadline or (should_stop and should_stop()):
                 return False
             time.sleep(min(wait, 0.5))
 
+    def finish(self, member: str) -> None:
+        """The call admitted as `member` has ended: it counts for one more window."""
+        self._finish(keys=[self.key], args=[member])
 
-def for_credential(connection: Redis, credential_id: int, rate: float) -> RateLimiter:
-    return RateLimiter(connection, f"pushconsole:rate:credential:{credential_id}", rate)
+    @contextmanager
+    def slot(self, *, timeout: float) -> Iterator[bool]:
+        """Admit one call (yields False if no slot came in `timeout`) and mark it ended
+        when the block exits, however it exits."""
+        member = uuid.uuid4().hex
+        if not self.acquire(timeout=timeout, member=member):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                self.finish(member)
+            except RedisError as exc:  # it stops counting `hold` after admission instead
+                log.warning("could not mark a rate-limited call finished: %s", exc)
+
+
+def for_credential(
+    connection: Redis, credential_id: int, rate: float, *, hold: float = 0.0
+) -> RateLimiter:
+    return RateLimiter(connection, f"pushconsole:rate:credential:{credential_id}", rate, hold=hold)

@@ -293,6 +293,33 @@ def test_launch_campaign_command_reports_rule_errors(credential, template, targe
         call_command("launch_campaign", 999999)
 
 
+def test_a_call_in_flight_keeps_its_slot_until_a_window_after_it_ends(redis_conn):
+    """A call reaches mPaaS between admission and its end, so it counts until a window
+    after its end: a slow call admitted long ago still holds its slot."""
+    limiter = ratelimit.RateLimiter(redis_conn, "test:inflight", 2, hold=30)
+    assert limiter.try_acquire("a") == 0 and limiter.try_acquire("b") == 0
+    time.sleep(1.2)  # a window later: both still in flight
+    assert limiter.try_acquire("c") > 0
+    limiter.finish("a")
+    assert limiter.try_acquire("c") > 0  # "a" ended just now: it counts one more window
+    time.sleep(1.1)
+    assert limiter.try_acquire("c") == 0
+    assert limiter.try_acquire("d") > 0  # "b" is still in flight
+
+
+def test_a_slot_is_marked_finished_however_the_call_ends(redis_conn):
+    limiter = ratelimit.RateLimiter(redis_conn, "test:slot", 1, hold=30)
+    try:
+        with limiter.slot(timeout=1) as admitted:
+            assert admitted
+            raise ValueError("the call failed")
+    except ValueError:
+        pass
+    score = redis_conn.zrange("test:slot", 0, -1, withscores=True)[0][1]
+    now_us = redis_conn.time()[0] * 1_000_000
+    assert score <= now_us + 1_000_000  # ended now, not admission + 30 s
+
+
 def test_rate_limiter_never_admits_more_than_the_limit_in_any_window(redis_conn):
     limiter = ratelimit.RateLimiter(redis_conn, "test:rate", 5)
     admitted = []

@@ -73,7 +73,10 @@ def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
         app_id=credential.app_id,
         client=PushClient(credential),
         limiter=ratelimit.for_credential(
-            queueing.connection(), credential.pk, credential.rate_limit
+            queueing.connection(),
+            credential.pk,
+            credential.rate_limit,
+            hold=settings.PUSH_CONNECT_TIMEOUT + settings.PUSH_READ_TIMEOUT + 5,
         ),
         worker=f"{socket.gethostname()}:{os.getpid()}:{slot.name}",
         shard=slot.index,
@@ -85,34 +88,40 @@ def call(ctx: RunContext, claim: Claim) -> Outcome:
     to a caller comes back with an outcome)."""
     try:
         # The send slot is taken right before the request, with no database work in
-        # between: the limiter bounds calls as they leave, which is what mPaaS counts.
-        if not ctx.limiter.acquire(timeout=settings.PUSH_LEASE_SECONDS / 2):
-            return Outcome(
-                claim,
-                error=PushError(
-                    TRANSIENT,
-                    "Console.RateLimitWait",
-                    _(
-                        "No send slot under the credential's rate limit in time; "
-                        "the call was not made."
+        # between, and held until the answer is back: the limiter counts the call from
+        # admission to a window after its end, which bounds what mPaaS sees.
+        with ctx.limiter.slot(timeout=settings.PUSH_LEASE_SECONDS / 2) as admitted:
+            if not admitted:
+                return Outcome(
+                    claim,
+                    error=PushError(
+                        TRANSIENT,
+                        "Console.RateLimitWait",
+                        _(
+                            "No send slot under the credential's rate limit in time; "
+                            "the call was not made."
+                        ),
                     ),
-                ),
-            )
-        if time.monotonic() > claim.lease_until - settings.PUSH_LEASE_SECONDS / 10:
-            # A ready claim waited (for a caller, or a send slot) until its lease all but
-            # ran out: the sweeper may already have handed the batch to another worker.
-            return Outcome(
-                claim,
-                error=PushError(
-                    TRANSIENT,
-                    "Console.LeaseShort",
-                    _("The claim's lease ran short before the call could start; it was not made."),
-                ),
-            )
-        reply = ctx.client.push_template(claim.params)
+                )
+            if time.monotonic() > claim.lease_until - settings.PUSH_LEASE_SECONDS / 10:
+                # A ready claim waited (for a caller, or a send slot) until its lease all
+                # but ran out: the sweeper may already have handed the batch to another
+                # worker.
+                return Outcome(
+                    claim,
+                    error=PushError(
+                        TRANSIENT,
+                        "Console.LeaseShort",
+                        _(
+                            "The claim's lease ran short before the call could start; "
+                            "it was not made."
+                        ),
+                    ),
+                )
+            reply = ctx.client.push_template(claim.params)
     except PushError as exc:
         return Outcome(claim, error=exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - e.g. Redis gone: the lease expires, the sweeper re-queues
         log.exception("batch %s: the call path failed", claim.batch_id)
         return Outcome(claim, bug=exc)
     fault_point("after_call")
