@@ -25,3 +25,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("campaigns.urls")),
 ]
+
+handler500 = "pushconsole.errors.server_error"
