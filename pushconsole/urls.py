@@ -5,6 +5,7 @@ from django.urls.resolvers import URLPattern
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 from accounts.roles import admin_only
+from pushconsole import health
 
 
 def rq_dashboard_view(view):
@@ -20,6 +21,8 @@ rq_dashboard = get_admin_urlpatterns(view_wrapper=rq_dashboard_view) + [
 
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("rq/", include((rq_dashboard, "django_rq"))),
     path("", include("accounts.urls")),
