@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import redis
@@ -21,6 +22,8 @@ from campaigns.models import Batch, Campaign, Run
 from campaigns.sending.recorder import cancel_pending, fold_tallies, has_pending
 
 log = logging.getLogger(__name__)
+
+LAST_SWEEP_KEY = "pushconsole:sweep:last"  # read by /readyz
 
 RUN_FINAL_FOR_CAMPAIGN = {
     Run.Status.COMPLETED: Campaign.Status.COMPLETED,
@@ -138,7 +141,17 @@ def sweep() -> SweepReport:
         if close_run_if_done(run_id):
             report.closed += 1
     close_old_connections()
+    try:
+        conn.set(LAST_SWEEP_KEY, f"{time.time():.3f}")
+    except redis.RedisError as exc:
+        log.warning("could not note the sweep in Redis: %s", exc)
     return report
+
+
+def last_sweep() -> float | None:
+    """When a sweep last finished (unix time), as noted in Redis; None if never."""
+    value = queueing.connection().get(LAST_SWEEP_KEY)
+    return float(value) if value else None
 
 
 def _reclaim_expired() -> int:

@@ -29,18 +29,11 @@ def is_up(socket_path: Path) -> bool:
         return False
 
 
-def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen | None:
-    """Start redis-server on `socket_path` unless one already answers there.
-
-    Returns the child process, or None when an existing server was reused.
-    """
-    if is_up(socket_path):
-        return None
-    socket_path.parent.mkdir(parents=True, exist_ok=True)
-    if socket_path.exists():
-        socket_path.unlink()  # stale socket of a server that is gone
+def server_args(socket_path: Path) -> list[str]:
+    """The redis-server command line: in the foreground, on a unix socket only (mode
+    0700), its dump and log next to the socket."""
     workdir = socket_path.parent
-    args = [
+    return [
         executable(),
         "--port",
         "0",
@@ -63,6 +56,20 @@ def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen | Non
         "--logfile",
         str(workdir / "redis.log"),
     ]
+
+
+def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen | None:
+    """Start redis-server on `socket_path` unless one already answers there.
+
+    Returns the child process, or None when an existing server was reused.
+    """
+    if is_up(socket_path):
+        return None
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    if socket_path.exists():
+        socket_path.unlink()  # stale socket of a server that is gone
+    workdir = socket_path.parent
+    args = server_args(socket_path)
     # Its own session: Ctrl-C in the launcher's terminal must not kill it before the
     # workers that still need it; the launcher stops it last.
     child = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)

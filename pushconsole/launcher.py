@@ -1,16 +1,21 @@
-"""`make run`: start the whole console on its embedded defaults and supervise it.
+"""`make run`: the whole console on its embedded defaults, supervised by supervisord.
 
-Starts, in order: the embedded Redis (unless REDIS_URL is set), the local mPaaS sandbox
-(unless SANDBOX_PORT=0), one RQ worker on the `push` queue with the scheduler, and the
-web server on 127.0.0.1:8000 (gunicorn). Prints the URL and the demo login. Ctrl-C (or
-SIGTERM) stops every child cleanly, the web server first and Redis last; if any child
-dies, the others are stopped and the launcher exits non-zero.
+Writes `var/supervisord.conf` and runs supervisord (the `supervisor` package) in the
+foreground with these programs: the embedded Redis (unless REDIS_URL is set), the local
+mPaaS sandbox (unless SANDBOX_PORT=0), RUN_WORKERS RQ workers on the `push` queue (the
+first with the RQ scheduler), the rqcron schedule (sweeper, due-check, reconcile) and the
+web server on WEB_HOST:WEB_PORT (gunicorn). A child that exits is restarted (with
+supervisord's growing backoff while it keeps failing to start), so a Redis blink or a
+killed worker never takes the web server down. "Running at …" is printed only once the
+web port answers; a port already in use is named with the WEB_PORT setting. Ctrl-C (or
+SIGTERM) stops every child, the web server first and Redis last.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,104 +32,134 @@ from pushconsole import embedded_redis  # noqa: E402
 
 BASE_DIR = Path(settings.BASE_DIR)
 PYTHON = sys.executable
+START_TIMEOUT = 60.0  # seconds for the web port to answer
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    print(f"  starting {name}: {' '.join(args[1:4])} …", flush=True)
-    # Own session: the terminal's Ctrl-C reaches only the launcher, which then stops
-    # the children in a safe order.
-    return subprocess.Popen(args, cwd=BASE_DIR, env=env, start_new_session=True)
+def _quote(arg: str) -> str:
+    """One argument of a supervisord `command=` line (shell-like quoting, % doubled)."""
+    arg = arg.replace("%", "%%")
+    if arg and all(c.isalnum() or c in "-_./:=,@+" for c in arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _stop(name: str, child: subprocess.Popen, timeout: float = 15.0) -> None:
-    if child.poll() is not None:
-        return
-    child.send_signal(signal.SIGTERM)
+def programs(host: str, port: str) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(name, command, options) of every supervised child, in start order."""
+    var = Path(settings.VAR_DIR)
+    out: list[tuple[str, list[str], dict[str, str]]] = []
+    if settings.EMBEDDED_REDIS:
+        socket_path = Path(settings.EMBEDDED_REDIS_SOCKET)
+        out.append(("redis", embedded_redis.server_args(socket_path), {"startsecs": "1"}))
+    if settings.SANDBOX_PORT:
+        sandbox = [PYTHON, "-m", "mpaas_sandbox", "serve", "--host", settings.SANDBOX_HOST]
+        sandbox += ["--port", str(settings.SANDBOX_PORT), "--config", str(var / "sandbox.json")]
+        sandbox += ["--ledger", str(var / "sandbox-ledger.jsonl")]
+        sandbox += ["--latency-ms", os.environ.get("SANDBOX_LATENCY_MS", "20-60")]
+        out.append(("sandbox", sandbox, {}))
+    workers = max(1, int(os.environ.get("RUN_WORKERS", "1")))
+    for index in range(workers):
+        worker = [PYTHON, "manage.py", "rqworker", "push"]
+        if index == 0:
+            worker.append("--with-scheduler")
+        out.append((f"worker{index}", worker, {"stopwaitsecs": "20"}))
+    out.append(("rqcron", [PYTHON, "manage.py", "rqcron", "campaigns.cron"], {}))
+    web = [PYTHON, "-m", "gunicorn", "pushconsole.wsgi", "--bind", f"{host}:{port}"]
+    web += ["--workers", "2", "--threads", "4", "--access-logfile", "-"]
+    web += ["--graceful-timeout", "10", "--control-socket", str(var / "gunicorn.ctl")]
+    out.append(("web", web, {"stopwaitsecs": "15"}))
+    return out
+
+
+def supervisord_conf(host: str, port: str) -> str:
+    """The supervisord configuration of `make run` (docs/DEPLOY.md has the production
+    one, deploy/supervisord.conf)."""
+    var = Path(settings.VAR_DIR)
+    lines = [
+        "; written by pushconsole/launcher.py on every `make run`; edits are lost",
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={_quote(str(var / 'supervisord.log'))}",
+        f"pidfile={_quote(str(var / 'supervisord.pid'))}",
+        f"directory={_quote(str(BASE_DIR))}",
+        "umask=077",
+        "loglevel=info",
+        "",
+        "[unix_http_server]",
+        f"file={_quote(str(var / 'supervisor.sock'))}",
+        "chmod=0700",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{_quote(str(var / 'supervisor.sock'))}",
+        "",
+    ]
+    for priority, (name, command, options) in enumerate(programs(host, port), start=1):
+        settings_ = {
+            "command": " ".join(_quote(arg) for arg in command),
+            "priority": str(priority * 10),  # started in order, stopped in reverse
+            "autorestart": "true",
+            "startsecs": "3",
+            "startretries": "100",  # each failed start waits one second longer
+            "stopasgroup": "true",
+            "killasgroup": "true",
+            "redirect_stderr": "true",
+            "stdout_logfile": "/dev/stdout",
+            "stdout_logfile_maxbytes": "0",
+            **options,
+        }
+        lines.append(f"[program:{name}]")
+        lines += [f"{key}={value}" for key, value in settings_.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_answers(host: str, port: int) -> bool:
     try:
-        child.wait(timeout)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} did not stop in {timeout:.0f}s; killing it", flush=True)
-        child.kill()
-        child.wait()
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def main() -> int:
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = os.environ.get("WEB_PORT", "8000")
+    if port_in_use(host, int(port)):
+        print(
+            f"Port {port} on {host} is already in use (another Push Console?). "
+            f"Stop it, or choose another port with WEB_PORT, e.g. WEB_PORT={int(port) + 1} "
+            "make run",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    var = Path(settings.VAR_DIR)
+    os.chmod(var, 0o700)
+    conf = var / "supervisord.conf"
+    conf.write_text(supervisord_conf(host, port))
+    conf.chmod(0o600)
     # The sandbox and the console's template mirror share the control endpoints' token.
     env = {**os.environ, "MPAAS_SANDBOX_TOKEN": settings.SANDBOX_CONTROL_TOKEN}
-    redis_child = None
     if settings.EMBEDDED_REDIS:
-        socket_path = Path(settings.EMBEDDED_REDIS_SOCKET)
-        print(f"  starting embedded redis-server on {socket_path} …", flush=True)
-        redis_child = embedded_redis.start(socket_path)
         env["REDIS_URL"] = settings.REDIS_URL
-
-    children: list[tuple[str, subprocess.Popen]] = []
-    if settings.SANDBOX_PORT:
-        children.append(
-            (
-                "mPaaS sandbox",
-                _spawn(
-                    "mPaaS sandbox",
-                    [
-                        PYTHON,
-                        "-m",
-                        "mpaas_sandbox",
-                        "serve",
-                        "--host",
-                        settings.SANDBOX_HOST,
-                        "--port",
-                        str(settings.SANDBOX_PORT),
-                        "--config",
-                        str(settings.VAR_DIR / "sandbox.json"),
-                        "--ledger",
-                        str(settings.VAR_DIR / "sandbox-ledger.jsonl"),
-                        "--latency-ms",
-                        os.environ.get("SANDBOX_LATENCY_MS", "20-60"),
-                    ],
-                    env,
-                ),
-            )
-        )
-    children.append(
-        (
-            "worker",
-            _spawn("worker", [PYTHON, "manage.py", "rqworker", "push", "--with-scheduler"], env),
-        )
-    )
-    children.append(
-        (
-            "sweeper schedule",
-            _spawn("sweeper schedule", [PYTHON, "manage.py", "rqcron", "campaigns.cron"], env),
-        )
-    )
-    children.append(
-        (
-            "web server",
-            _spawn(
-                "web server",
-                [
-                    PYTHON,
-                    "-m",
-                    "gunicorn",
-                    "pushconsole.wsgi",
-                    "--bind",
-                    f"{host}:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--access-logfile",
-                    "-",
-                    "--graceful-timeout",
-                    "10",
-                    "--control-socket",
-                    str(settings.VAR_DIR / "gunicorn.ctl"),
-                ],
-                env,
-            ),
-        )
+    print(f"  starting supervisord ({conf}) …", flush=True)
+    supervisor = subprocess.Popen(
+        [PYTHON, "-m", "supervisor.supervisord", "-c", str(conf)],
+        cwd=BASE_DIR,
+        env=env,
+        start_new_session=True,  # Ctrl-C reaches the launcher, which stops it in order
     )
 
     stopping = False
@@ -136,26 +171,44 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    password_file = Path(settings.VAR_DIR) / "demo_admin_password"
-    print(f"\nPush Console is running at http://{host}:{port}/", flush=True)
-    if password_file.exists():
-        print(f"Demo login: admin / {password_file.read_text().strip()[:16]}", flush=True)
-    print("Press Ctrl-C to stop.\n", flush=True)
-
     exit_code = 0
-    while not stopping:
-        for name, child in children:
-            if child.poll() is not None:
-                print(f"  {name} exited with code {child.returncode}; stopping", flush=True)
-                exit_code = 1
-                stopping = True
-                break
+    deadline = time.monotonic() + START_TIMEOUT
+    while not stopping and supervisor.poll() is None and not port_answers(host, int(port)):
+        if time.monotonic() > deadline:
+            print(
+                f"The web server did not answer on {host}:{port} within "
+                f"{START_TIMEOUT:.0f} s (is port {port} taken? set WEB_PORT); see the log "
+                "above; stopping",
+                file=sys.stderr,
+                flush=True,
+            )
+            stopping, exit_code = True, 1
+            break
+        time.sleep(0.2)
+    if not stopping and supervisor.poll() is None:
+        password_file = var / "demo_admin_password"
+        print(f"\nPush Console is running at http://{host}:{port}/", flush=True)
+        if password_file.exists():
+            print(f"Demo login: admin / {password_file.read_text().strip()[:16]}", flush=True)
+        print("Press Ctrl-C to stop.\n", flush=True)
+    elif not stopping:
+        exit_code = 1
+    while not stopping and supervisor.poll() is None:
         time.sleep(0.5)
-
+    if supervisor.poll() is not None and not stopping:
+        print(f"  supervisord exited with code {supervisor.returncode}", flush=True)
+        exit_code = 1
     print("\nStopping …", flush=True)
-    for name, child in reversed(children):
-        _stop(name, child)
-    embedded_redis.stop(redis_child)
+    if supervisor.poll() is None:
+        supervisor.send_signal(signal.SIGTERM)  # stops the programs in reverse order
+        try:
+            supervisor.wait(60)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+            supervisor.wait()
+            exit_code = 1
+    elif stopping and exit_code == 0 and supervisor.returncode not in (0, None):
+        exit_code = 1
     print("Stopped.", flush=True)
     return exit_code
 

@@ -195,6 +195,8 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # probes call the process directly, over plain HTTP
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # Sign-in lockout (django-axes): LOGIN_FAILURE_LIMIT failures for one username from one
 # IP lock that pair out for LOGIN_COOLOFF_MINUTES; a lockout is audited (accounts.signals).
@@ -280,6 +282,10 @@ PUSH_PLAN_CHUNK = env_int("PUSH_PLAN_CHUNK", 5000)  # targets planned per transa
 PUSH_QUEUED_MARKER_SECONDS = env_int("PUSH_QUEUED_MARKER_SECONDS", 600)
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 30)
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 600)
+# /readyz fails when no RQ worker sent a heartbeat within READY_WORKER_SECONDS (an idle
+# RQ worker beats every ~7 min) or the sweeper has not run within READY_SWEEP_SECONDS.
+READY_WORKER_SECONDS = env_int("READY_WORKER_SECONDS", 600)
+READY_SWEEP_SECONDS = env_int("READY_SWEEP_SECONDS", 3 * SWEEP_INTERVAL_SECONDS + 30)
 # Target-list uploads: refused above TARGET_UPLOAD_MAX_BYTES before they are written;
 # up to TARGET_IMPORT_SYNC_BYTES import in the request, larger ones in a background job.
 TARGET_UPLOAD_MAX_BYTES = env_int("TARGET_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)

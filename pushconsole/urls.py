@@ -7,6 +7,7 @@ from django.urls.resolvers import URLPattern
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 from accounts.roles import admin_only
+from pushconsole import health
 
 
 def rq_dashboard_view(view):
@@ -22,8 +23,12 @@ rq_dashboard = get_admin_urlpatterns(view_wrapper=rq_dashboard_view) + [
 
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("rq/", include((rq_dashboard, "django_rq"))),
     path("", include("accounts.urls")),
     path("", include("campaigns.urls")),
 ]
+
+handler500 = "pushconsole.errors.server_error"

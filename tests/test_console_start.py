@@ -13,10 +13,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from django.core.management import call_command
 
 from campaigns.models import Credential, MessageTemplate, TargetList
+from tests.fault_helpers import kill_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,3 +141,164 @@ def _socket_answers(path: Path) -> bool:
         except OSError:
             return False
         return True
+
+
+def console_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A `make run` environment of its own: var/ in tmp_path, free ports, embedded Redis."""
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp_path),
+        "WEB_PORT": str(free_port()),
+        "SANDBOX_PORT": str(free_port()),
+        **extra,
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [python, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    return env
+
+
+def login_status(env: dict[str, str]) -> int | None:
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{env['WEB_PORT']}/login/", timeout=5
+        ) as response:
+            return response.status
+    except OSError:
+        return None
+
+
+def children_running(launcher: subprocess.Popen, needle: str) -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process(launcher.pid).children(recursive=True):
+        try:
+            if needle in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def wait_for(predicate, timeout: float, what: str, tick=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if tick:
+            tick()
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+LAUNCH_DEMO = """
+from campaigns import lifecycle
+from campaigns.models import Campaign, Credential, MessageTemplate, TargetList
+campaign = Campaign.objects.create(
+    task_name="after the blink", credential=Credential.objects.get(),
+    template=MessageTemplate.objects.get(), target_list=TargetList.objects.get(),
+    template_values={"name": "Ann", "coupon": "C-1", "date": "today"}, expired_seconds=3600,
+)
+lifecycle.launch(campaign, None)
+print(campaign.pk)
+"""
+
+
+def campaign_status(env: dict[str, str], campaign_id: int) -> str:
+    code = (
+        "from campaigns.models import Campaign; "
+        f"print(Campaign.objects.get(pk={campaign_id}).status)"
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+@pytest.mark.slow
+def test_make_run_survives_a_killed_worker_and_a_killed_redis(tmp_path):
+    """Under `make run`'s supervisor a killed worker and a killed Redis are restarted; the
+    web server answers throughout, and a campaign launched afterwards is sent."""
+    env = console_env(tmp_path, SWEEP_INTERVAL_SECONDS="2")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "pushconsole.launcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    answers: list[int | None] = []
+    try:
+        wait_for(lambda: login_status(env) == 200, 60, "the login page")
+        workers = wait_for(lambda: children_running(launcher, "rqworker"), 30, "the worker")
+        old_worker = {proc.pid for proc in workers}
+        for proc in workers:
+            kill_tree(proc.pid)
+        wait_for(
+            lambda: {p.pid for p in children_running(launcher, "rqworker")} - old_worker,
+            30,
+            "a new worker",
+            tick=lambda: answers.append(login_status(env)),
+        )
+        (redis_server,) = children_running(launcher, "redis-server")
+        redis_server.kill()
+        wait_for(
+            lambda: [
+                p for p in children_running(launcher, "redis-server") if p.pid != redis_server.pid
+            ],
+            30,
+            "Redis to be restarted",
+            tick=lambda: answers.append(login_status(env)),
+        )
+        launched = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", LAUNCH_DEMO],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        campaign_id = int(launched.stdout.strip().splitlines()[-1])
+        wait_for(
+            lambda: campaign_status(env, campaign_id) == "completed",
+            60,
+            "the campaign to complete",
+            tick=lambda: answers.append(login_status(env)),
+        )
+        assert answers and all(status == 200 for status in answers), answers
+        assert launcher.poll() is None  # nothing made the console stop
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        output, _ = launcher.communicate(timeout=90)
+    assert launcher.returncode == 0, output[-3000:]
+    assert output.count("Push Console is running at") == 1
+
+
+@pytest.mark.slow
+def test_make_run_names_the_port_and_web_port_when_the_port_is_taken(tmp_path):
+    env = console_env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["WEB_PORT"])))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "pushconsole.launcher"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"Port {env['WEB_PORT']} on 127.0.0.1 is already in use" in result.stderr
+    assert "WEB_PORT" in result.stderr
+    assert "running at" not in result.stdout

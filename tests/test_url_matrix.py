@@ -36,6 +36,8 @@ def both(roles: frozenset) -> dict[str, frozenset]:
 # (403) and lets an allowed role reach the 405.
 MATRIX: dict[str, dict[str, frozenset] | str] = {
     "login": PUBLIC,
+    "healthz": PUBLIC,
+    "readyz": PUBLIC,
     "logout": both(SIGNED_IN),
     "home": both(READ),
     # account
@@ -151,6 +153,7 @@ OTHER_PARAMS = {
 # Allowed cells where the page itself fails on the made-up parameters above, after the
 # permission check passed (so access is still what the matrix says). Not our code.
 SERVER_ERROR_AFTER_ACCESS = {
+    "readyz": "503 while no worker or sweeper is running (tests/test_health.py)",
     "django_rq:delete_job": "django-rq raises NoSuchJobError for an unknown job id",
     "django_rq:enqueue_job": "django-rq raises NoSuchJobError for an unknown job id",
     "django_rq:requeue_job": "django-rq raises NoSuchJobError for an unknown job id",

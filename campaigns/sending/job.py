@@ -8,6 +8,7 @@ import socket
 import time
 
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
 from campaigns import planning, queueing, ratelimit, sweeper
@@ -17,7 +18,7 @@ from campaigns.mpaas.client import TRANSIENT, PushClient, PushError
 
 from .claims import Claim, Outcome
 from .recorder import RunContext, RunLedger, has_pending
-from .sender import Sender
+from .sender import CONNECTION_ERRORS, Sender
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,19 @@ log = logging.getLogger(__name__)
 def send(run_id: int, slot_name: str) -> str:
     """Job body: claim and send batches of the run with PUSH_CONCURRENCY calls in flight
     for up to PUSH_JOB_SECONDS, then hand over to a fresh job (so other runs and the
-    sweeper get their turn on the queue)."""
+    sweeper get their turn on the queue). A database that stays away longer than a lease
+    ends the job with a result line, not a failed job: the sweeper re-queues the run once
+    the database is back, so an outage does not pile failed jobs up in the registry."""
+    try:
+        return _send(run_id, slot_name)
+    except CONNECTION_ERRORS as exc:
+        close_old_connections()
+        first = str(exc).strip().splitlines()
+        log.warning("run %s %s: database unavailable: %s", run_id, slot_name, first[:1])
+        return "database unavailable; the sweeper re-queues the run"
+
+
+def _send(run_id: int, slot_name: str) -> str:
     slot = queueing.Slot.parse(slot_name)
     with queueing.hold_slot(run_id, slot) as lease:
         if lease is None:
@@ -40,6 +53,7 @@ def send(run_id: int, slot_name: str) -> str:
             deadline=time.monotonic() + settings.PUSH_JOB_SECONDS,
             grace=settings.PUSH_LEASE_SECONDS,
             refresh=lease.refresh,
+            patience=settings.PUSH_LEASE_SECONDS,
             name=f"run{run_id}-{slot.index}",
         )
         sender.run()

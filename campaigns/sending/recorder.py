@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -114,6 +114,14 @@ class RunLedger:
                     Attempt.objects.filter(pk=claim.attempt_id).delete()
             if status == Run.Status.CANCELLED:
                 cancel_pending(self.ctx.run_id)
+
+    def reconnect(self) -> None:
+        """After a connection error: drop this thread's connection (the next query opens
+        a fresh one)."""
+        try:
+            connection.close()
+        except DatabaseError as exc:  # a dead connection may fail to close; it is gone
+            log.debug("closing the broken connection: %s", exc)
 
     def seconds_until_next_due(self) -> float | None:
         """Seconds until the earliest pending batch of a sending run may be claimed;

@@ -2,7 +2,10 @@
 
 The Sender knows nothing of the database or of mPaaS: it is given a `Ledger` (claim
 and record in rounds) and a `call` function (one claim → one Outcome), so its threading
-can be tested with plain fakes.
+can be tested with plain fakes. A database fault is ridden out: while the database does
+not answer, callers start no new call, and the round is retried (reconnecting, with
+backoff, for up to `patience` seconds) with every answer that came back meanwhile, so an
+answer received is recorded rather than thrown away.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from .claims import Claim, Outcome
 
@@ -30,6 +33,13 @@ class Ledger(Protocol):
     def release(self, claims: list[Claim]) -> None: ...
 
     def seconds_until_next_due(self) -> float | None: ...
+
+    def reconnect(self) -> None: ...
+
+
+# The errors of a database that went away (restart, terminated backend, network): worth
+# a reconnect and a retry. Other database errors are bugs and propagate at once.
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
 class Sender:
@@ -51,16 +61,22 @@ class Sender:
         deadline: float,
         grace: float,
         refresh: Callable[[], None] = lambda: None,
+        patience: float = 0.0,
         name: str = "sender",
     ) -> None:
         self.ledger, self.call, self.threads = ledger, call, threads
         self.deadline, self.grace, self.refresh = deadline, grace, refresh
+        self.name = name
+        self.patience = patience  # seconds a round is retried while the database is away
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self.done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.handed: dict[int, tuple[Future, Claim]] = {}  # by attempt id, outcome not back
         self.capacity = 2 * threads  # calls in flight + claims ready
         self.go = threading.Event()  # clear while a permanent failure is unrecorded
         self.go.set()
+        self.db_up = threading.Event()  # clear while a round waits for the database
+        self.db_up.set()
+        self.db_faults = 0
         self.holds = 0
         self.holds_lock = threading.Lock()
         self.stopped = False  # callers call nothing more
@@ -75,7 +91,8 @@ class Sender:
 
     def summary(self) -> str:
         spent = ", ".join(f"{name} {secs:.1f} s" for name, secs in self.seconds.items())
-        return f"{self.rounds} round(s); {spent}"
+        faults = f"; {self.db_faults} database fault(s) ridden out" if self.db_faults else ""
+        return f"{self.rounds} round(s); {spent}{faults}"
 
     def run(self) -> None:
         failed = True
@@ -90,10 +107,13 @@ class Sender:
                 self.stopped = True
                 self._release_ready(best_effort=True)
             self.go.set()
+            self.db_up.set()  # callers still waiting return their claims uncalled
             self.pool.shutdown(wait=True)
             outcomes = self._drain(block=False)  # calls that finished meanwhile
-            if outcomes:
-                self.ledger.round(outcomes, 0)
+            if outcomes and not failed:
+                self._round(outcomes, 0)
+            elif outcomes:
+                self._last_round(outcomes)
 
     def _loop(self) -> None:
         sending, block = True, False
@@ -105,7 +125,7 @@ class Sender:
             if outcomes or want:
                 self.rounds += 1
                 started = time.monotonic()
-                claims = self.ledger.round(outcomes, want)
+                claims, outcomes = self._round(outcomes, want)
                 self.seconds["db"] += time.monotonic() - started
                 self._unhold(outcomes)
                 if claims is None:
@@ -117,7 +137,7 @@ class Sender:
                 for claim in claims:
                     self._hand_out(claim)
                 if want and not self.busy:
-                    wait = self.ledger.seconds_until_next_due()
+                    wait = self._through_faults(self.ledger.seconds_until_next_due)
                     if wait is None or wait > self.deadline - time.monotonic():
                         return
                     time.sleep(min(max(wait, 0.05), 1.0))
@@ -131,6 +151,74 @@ class Sender:
                 self.refresh()
                 self.refreshed = now
 
+    def _round(
+        self, outcomes: list[Outcome], limit: int
+    ) -> tuple[list[Claim] | None, list[Outcome]]:
+        """One ledger round, retried through a database fault with the answers that came
+        back meanwhile added. Returns the claims and every outcome recorded."""
+        pending = list(outcomes)
+
+        def attempt() -> list[Claim] | None:
+            pending.extend(self._drain(block=False))
+            return self.ledger.round(pending, limit)
+
+        claims = self._through_faults(attempt)
+        return claims, pending
+
+    def _through_faults(self, work: Callable[[], object]):
+        """Run `work` (database side); on a connection error, stop callers starting
+        calls, reconnect and retry with backoff for up to `patience` seconds, then
+        re-raise. Every retry is safe: each write of a round is fenced (status and lease
+        token), so what a failed attempt committed is not written twice."""
+        try:
+            return work()
+        except CONNECTION_ERRORS as exc:
+            if self.patience <= 0:
+                raise
+            first = exc
+        self.db_up.clear()
+        self.db_faults += 1
+        log.warning(
+            "%s: the database is unavailable (%s); calling nothing new, retrying for %.0f s",
+            self.name,
+            str(first).strip().splitlines()[0] if str(first).strip() else type(first).__name__,
+            self.patience,
+        )
+        started = time.monotonic()
+        delay = 0.1
+        while True:
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0, max(self.patience / 10, 0.1))
+            self.refresh()  # the job's Redis slot stays held meanwhile
+            try:
+                self.ledger.reconnect()
+                result = work()
+            except CONNECTION_ERRORS:
+                if time.monotonic() - started > self.patience:
+                    log.error(
+                        "the database stayed unavailable for %.0f s; this job stops",
+                        time.monotonic() - started,
+                    )
+                    raise
+                continue
+            log.warning("the database is back after %.1f s", time.monotonic() - started)
+            self.db_up.set()
+            return result
+
+    def _last_round(self, outcomes: list[Outcome]) -> None:
+        """After a failure: one try at recording the calls that finished meanwhile."""
+        try:
+            self.ledger.reconnect()
+            self.ledger.round(outcomes, 0)
+        except DatabaseError as exc:
+            called = sum(1 for outcome in outcomes if outcome.called)
+            log.warning(
+                "could not record %d call(s) that finished after the failure (their "
+                "leases expire and the sweeper re-sends them): %s",
+                called,
+                exc,
+            )
+
     def _hand_out(self, claim: Claim) -> None:
         future = self.pool.submit(self._call_one, claim)
         self.handed[claim.attempt_id] = (future, claim)
@@ -142,6 +230,7 @@ class Sender:
 
     def _call_one(self, claim: Claim) -> Outcome:
         self.go.wait()
+        self.db_up.wait()  # no call starts while its answer could not be recorded
         if self.stopped:
             return Outcome.not_called(claim)
         try:

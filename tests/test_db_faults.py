@@ -1,0 +1,138 @@
+"""Database fault drills (PostgreSQL only): backends terminated under running send jobs.
+
+Real `rqworker push` processes send a campaign to the sandbox while the test terminates
+every other backend of the test database (`pg_terminate_backend`), as a database restart
+or a failover does to open connections. The send rounds reconnect and record the
+answers that came back, so no msgKey is accepted twice."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import psycopg
+import pytest
+from django.db import connection
+from psycopg import sql
+
+from campaigns import lifecycle
+from campaigns.models import Batch, Run
+from tests.fault_helpers import FAST_ENV, Fleet, failed_jobs, push_calls, run_finished, sent_count
+from tests.pipeline_helpers import check_invariants, make_campaign, make_list
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="terminating backends needs PostgreSQL"
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def fast_timings(settings):
+    for name, value in FAST_ENV.items():
+        setattr(settings, name, float(value) if "BACKOFF" in name else int(value))
+
+
+@pytest.fixture
+def fleet(transactional_db, redis_conn, redis_url, tmp_path):
+    fleet = Fleet(redis_url, tmp_path)
+    yield fleet
+    fleet.stop_all()
+
+
+def terminate_other_backends() -> int:
+    """Terminate every connection to the test database but this process's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def allow_connections(allow: bool) -> None:
+    """Let new connections into the test database, or refuse them (from the server's
+    maintenance database: a database cannot refuse its own session's)."""
+    s = connection.settings_dict
+    with psycopg.connect(
+        host=s.get("HOST") or "127.0.0.1",
+        port=s.get("PORT") or 5432,
+        user=s.get("USER") or "postgres",
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(s["NAME"]), sql.SQL("true" if allow else "false")
+            )
+        )
+
+
+def keys_accepted_twice(records: list[dict]) -> int:
+    """msgKeys the sandbox accepted in more than one call."""
+    accepted = Counter(
+        key for r in push_calls(records) if r["accepted"] for key in r["targets"].values()
+    )
+    return sum(1 for count in accepted.values() if count > 1)
+
+
+def test_terminated_backends_resend_nothing(credential, template, sandbox, marketer, fleet):
+    sandbox.configure(latency_ms="20-60")
+    campaign = make_campaign(credential, template, make_list(3000))
+    fleet.workers(2)
+    run = lifecycle.launch(campaign, marketer)
+    terminated = []
+    for share in (300, 1200, 2100):
+        fleet.wait_until(lambda s=share: sent_count(run) >= s, 60, f"{share} sent")
+        terminated.append(terminate_other_backends())
+        time.sleep(0.3)
+    fleet.wait_until(run_finished(run), 90, "the run to finish")
+    run.refresh_from_db()
+
+    records = sandbox.records()
+    twice = keys_accepted_twice(records)
+    reclaimed = Batch.objects.filter(run=run, ambiguous=True).count()
+    print(f"backends terminated {terminated}; keys accepted twice {twice}; ambiguous {reclaimed}")
+    assert min(terminated) >= 1  # the workers' connections were there and were cut
+    assert (run.status, run.sent, run.failed) == (Run.Status.COMPLETED, 3000, 0)
+    assert twice == 0
+    assert all(worker.poll() is None for worker in fleet.procs)  # nobody quit
+    assert failed_jobs() == []
+    check_invariants(campaign, records)
+
+
+def test_database_outage_shorter_than_a_lease_resends_nothing(
+    credential, template, sandbox, marketer, fleet
+):
+    """The test database refuses new connections for 2 s (a lease is 3 s) after its
+    backends are terminated: a restart, as the send jobs see it."""
+    sandbox.configure(latency_ms="20-60")
+    campaign = make_campaign(credential, template, make_list(2000))
+    fleet.workers(2)
+    run = lifecycle.launch(campaign, marketer)
+    fleet.wait_until(lambda: sent_count(run) >= 500, 60, "500 sent")
+    allow_connections(False)
+    try:
+        terminated = terminate_other_backends()
+        calls_at_start = len(push_calls(sandbox.records()))
+        time.sleep(2.0)
+        calls_during = len(push_calls(sandbox.records())) - calls_at_start
+    finally:
+        allow_connections(True)
+    fleet.wait_until(run_finished(run), 90, "the run to finish")
+    run.refresh_from_db()
+
+    records = sandbox.records()
+    twice = keys_accepted_twice(records)
+    print(f"terminated {terminated}; calls during the outage {calls_during}; twice {twice}")
+    assert terminated >= 1
+    # callers start no call while the database is away: at most those already under way
+    # (2 workers x 4 callers, plus the ones that left before the first failed round)
+    assert calls_during <= 4 * 2 * 2
+    assert (run.status, run.sent, run.failed) == (Run.Status.COMPLETED, 2000, 0)
+    assert twice == 0
+    assert all(worker.poll() is None for worker in fleet.procs)
+    assert failed_jobs() == []
+    check_invariants(campaign, records)
