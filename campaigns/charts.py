@@ -26,7 +26,7 @@ from campaigns.models import (
 )
 
 WIDTH, HEIGHT = 480, 260
-LEFT, RIGHT, TOP, BOTTOM = 52, 12, 14, 50
+LEFT, RIGHT, TOP, BOTTOM = 58, 12, 14, 50
 COLOURS = ("#0d6efd", "#dc3545", "#198754", "#fd7e14", "#6f42c1")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2")
 MAX_X_LABELS = 8
@@ -109,12 +109,20 @@ def _tip(chart: Chart, series: Series, i: int) -> str:
 
 
 def _nice_max(top: float, percent: bool) -> float:
+    """The axis top: 100 % for shares, else four equal steps of 1, 2, 2.5 or 5 x 10^k."""
     if percent:
         return 100.0
-    if top <= 0:
-        return 1.0
-    step = 10 ** (len(str(int(top))) - 1)
-    return float(((int(top) // step) + 1) * step) if top % step or top < 1 else float(top)
+    step = 1.0
+    while step * 4 < top:
+        for factor in (2, 1.25, 2, 2):  # 1, 2, 2.5, 5, 10, 20, 25, 50, ...
+            step *= factor
+            if step * 4 >= top:
+                break
+    return step * 4
+
+
+def _tick(value: float, percent: bool) -> str:
+    return f"{value:.0f}%" if percent else f"{value:g}"
 
 
 def layout(chart: Chart) -> Chart:
@@ -127,7 +135,7 @@ def layout(chart: Chart) -> Chart:
     def y_of(value: float) -> float:
         return round(chart.plot_bottom - (value / top) * span_y, 1)
 
-    chart.y_ticks = [(y_of(top * n / 4), _cell(top * n / 4, chart.percent)) for n in range(5)]
+    chart.y_ticks = [(y_of(top * n / 4), _tick(top * n / 4, chart.percent)) for n in range(5)]
     if chart.kind == "bar":
         slot = span_x / max(count, 1)
         width = slot * 0.8 / max(len(chart.series), 1)
