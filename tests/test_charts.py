@@ -128,3 +128,13 @@ def test_export_neutralises_formula_cells(client, credential, template, target_l
 
     assert lines[0] == "\ufeffPush task ID,Pushed,Pushed successfully,Arrived,Source"
     assert lines[1] == '\'=HYPERLINK(1),5,0,0,"mPaaS statistics, as of 2026-12-01 10:00"'
+
+
+def test_charts_speak_chinese(credential):
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        chart = charts.rates_per_day(credential, NOW)
+
+    assert (chart.title, chart.y_label) == ("每日到达率与打开率", "比例（%）")
+    assert chart.source == "mPaaS 统计，尚未获取"
