@@ -26,10 +26,10 @@ from campaigns.models import (
 )
 
 WIDTH, HEIGHT = 480, 260
-LEFT, RIGHT, TOP, BOTTOM = 58, 12, 14, 50
+LEFT, RIGHT, TOP, BOTTOM = 62, 14, 14, 52
 COLOURS = ("#0d6efd", "#dc3545", "#198754", "#fd7e14", "#6f42c1")
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2")
-MAX_X_LABELS = 8
+MAX_X_LABELS = 6
 DASHBOARD_DAYS = 30
 MAX_RUNS, MAX_MINUTES = 5, 180
 
