@@ -8,7 +8,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
 
-from campaigns import importing, planning, scheduling, sweeper
+from campaigns import importing, planning, scheduling, statistics, sweeper
 from campaigns.models import Credential, TargetList
 from campaigns.sending import job as send_job
 
@@ -64,3 +64,8 @@ def reconcile_schedules() -> str:
         if scheduling.tasks_in_use(credential.app_id):
             reports[credential.name] = scheduling.reconcile(credential)
     return str(reports)
+
+
+def fetch_statistics() -> str:
+    """Store every active credential's mPaaS statistics (errors are recorded, not raised)."""
+    return str([(r.credential, r.rows, r.tasks, r.error) for r in statistics.refresh_all()])

@@ -10,4 +10,5 @@ urlpatterns = [
     path("credentials/", include("campaigns.views.credentials")),
     path("audit/", include("campaigns.views.audit_trail")),
     path("history/", include("campaigns.views.history")),
+    path("", include("campaigns.views.statistics")),
 ]

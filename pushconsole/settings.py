@@ -286,6 +286,11 @@ RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 600)
 # RQ worker beats every ~7 min) or the sweeper has not run within READY_SWEEP_SECONDS.
 READY_WORKER_SECONDS = env_int("READY_WORKER_SECONDS", 600)
 READY_SWEEP_SECONDS = env_int("READY_SWEEP_SECONDS", 3 * SWEEP_INTERVAL_SECONDS + 30)
+# mPaaS delivery statistics (campaigns/statistics.py): how often the job runs, how many
+# days back it keeps, and how many recent days it fetches again (late arrivals and opens).
+STATS_INTERVAL_SECONDS = env_int("STATS_INTERVAL_SECONDS", 3600)
+STATS_DAYS = env_int("STATS_DAYS", 30)
+STATS_REFETCH_DAYS = env_int("STATS_REFETCH_DAYS", 3)
 # Target-list uploads: refused above TARGET_UPLOAD_MAX_BYTES before they are written;
 # up to TARGET_IMPORT_SYNC_BYTES import in the request, larger ones in a background job.
 TARGET_UPLOAD_MAX_BYTES = env_int("TARGET_UPLOAD_MAX_BYTES", 100 * 1024 * 1024)

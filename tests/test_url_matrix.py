@@ -76,6 +76,10 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     # send history
     "history-list": both(READ),
     "history-export": both(READ),
+    # statistics and the send calendar
+    "statistics-refresh": both(SEND),
+    "statistics-export": both(READ),
+    "calendar": both(READ),
     "history-batch": both(READ),
     # credentials
     "credential-list": both(ADMINS),

@@ -5,6 +5,7 @@ from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery
 from .schedule import Occurrence, ScheduledTask
+from .statistics import DailyStatistic, StatisticsFetch, TaskStatistic
 from .target import Target, TargetList
 from .template import MessageTemplate
 
@@ -14,6 +15,7 @@ __all__ = [
     "Batch",
     "Campaign",
     "Credential",
+    "DailyStatistic",
     "Delivery",
     "MessageTemplate",
     "Occurrence",
@@ -22,6 +24,8 @@ __all__ = [
     "RunTally",
     "ScheduleMode",
     "ScheduledTask",
+    "StatisticsFetch",
     "Target",
     "TargetList",
+    "TaskStatistic",
 ]

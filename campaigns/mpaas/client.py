@@ -22,9 +22,10 @@ import json
 import re
 import threading
 import time
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
@@ -34,6 +35,14 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
+from .analysis import (
+    AnalysisRangeError,
+    CoreIndex,
+    TaskFigures,
+    check_analysis_range,
+    content_of,
+    day_ms,
+)
 from .vocabulary import is_retryable, is_retryable_gateway, is_success
 
 PRODUCT = "mpaas"
@@ -337,6 +346,91 @@ class PushClient:
             },
         )
         return data
+
+    # -- statistics (QueryPushAnalysis*) ------------------------------------------------
+
+    def analysis_core_index(
+        self,
+        start: date,
+        end: date,
+        *,
+        platform: str | None = None,
+        channel: str | None = None,
+        type: str = "TEMPLATE",  # noqa: A002 - the wire name
+        task_id: str | None = None,
+    ) -> CoreIndex:
+        """QueryPushAnalysisCoreIndex over the days `start`..`end` (inclusive, in the
+        credential's timezone; mPaaS counts whole days, at most 90 apart). Raises
+        AnalysisRangeError before any call when the range breaks that rule."""
+        check_analysis_range(start, end)
+        zone = zoneinfo.ZoneInfo(self.credential.timezone)
+        data = self._checked(
+            "QueryPushAnalysisCoreIndex",
+            {
+                "AppId": self.credential.app_id,
+                "WorkspaceId": self.credential.workspace_id,
+                "StartTime": day_ms(start, zone),
+                "EndTime": day_ms(end, zone),
+                "Platform": platform or None,
+                "Channel": channel or None,
+                "Type": type or None,
+                "TaskId": task_id or None,
+            },
+        )
+        return CoreIndex.from_answer(data)
+
+    def analysis_task_list(
+        self,
+        *,
+        since: datetime | None = None,
+        task_id: str | None = None,
+        task_name: str | None = None,
+        page_size: int = 100,
+        max_pages: int = 20,
+    ) -> list[dict]:
+        """QueryPushAnalysisTaskList, every page: the push tasks created since `since`
+        (newest first), each entry a dict as mPaaS sent it (read with `_text`/`_number`)."""
+        tasks: list[dict] = []
+        for page in range(1, max_pages + 1):
+            data = self._checked(
+                "QueryPushAnalysisTaskList",
+                {
+                    "AppId": self.credential.app_id,
+                    "WorkspaceId": self.credential.workspace_id,
+                    "StartTime": int(since.timestamp() * 1000) if since else None,
+                    "TaskId": task_id,
+                    "TaskName": task_name,
+                    "PageNumber": page,
+                    "PageSize": page_size,
+                },
+            )
+            batch = content_of(data)
+            batch = (
+                [item for item in batch if isinstance(item, dict)]
+                if isinstance(batch, list)
+                else []
+            )
+            tasks.extend(batch)
+            if len(batch) < page_size:
+                break
+        return tasks
+
+    def analysis_task_detail(self, task_id: str) -> TaskFigures:
+        """QueryPushAnalysisTaskDetail for one push task (its ID is digits)."""
+        task_id = str(task_id or "").strip()
+        if not task_id.isdigit():
+            raise AnalysisRangeError(
+                _("A push task ID is digits only; %(value)r is not one.") % {"value": task_id}
+            )
+        data = self._checked(
+            "QueryPushAnalysisTaskDetail",
+            {
+                "AppId": self.credential.app_id,
+                "WorkspaceId": self.credential.workspace_id,
+                "TaskId": task_id,
+            },
+        )
+        return TaskFigures.from_answer(task_id, data)
 
 
 def _elapsed_ms(started: float) -> int:

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, lifecycle, paging, planning, scheduling
+from campaigns import audit, charts, lifecycle, paging, planning, scheduling
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -223,6 +223,7 @@ def campaign_detail(request, pk: int):
             if campaign.strategy_type != StrategyType.IMMEDIATE
             else "",
             "tasks": campaign.tasks.order_by("pk")[:100],
+            "campaign_charts": charts.campaign_charts(campaign),
             "upcoming": scheduling.upcoming(campaign),
             "past_occurrences": campaign.occurrences.exclude(status="pending").order_by("-due_at")[
                 :20

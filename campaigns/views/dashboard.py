@@ -11,6 +11,7 @@ from django.urls import path
 from django.utils import timezone
 
 from accounts.roles import can_read
+from campaigns import charts
 from campaigns.models import Campaign, Credential, MessageTemplate, Run, TargetList
 
 
@@ -44,6 +45,7 @@ def home(request):
             "credentials": Credential.objects.all(),
             "templates": MessageTemplate.objects.all()[:10],
             "target_lists": TargetList.objects.all()[:10],
+            "dashboard_charts": charts.dashboard_charts(),
             "recent": Campaign.objects.select_related("credential").order_by("-pk")[:10],
         },
     )
