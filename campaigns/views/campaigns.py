@@ -170,6 +170,9 @@ def campaign_review(request, pk: int):
             "send_seconds": seconds,
             "send_time": humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
             "expires_first": seconds > campaign.expired_seconds,
+            "beyond_version": wire.beyond_api_version(campaign.credential.api_version, params)
+            if params
+            else [],
         },
     )
 
