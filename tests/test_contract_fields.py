@@ -128,7 +128,7 @@ def test_review_on_a_2019_credential_warns_of_the_fields_its_sdk_lacks(
     assert 'data-testid="review-version-warning"' in page
     assert "ChannelId, Classification" in page  # the fields beyond the 12, sorted
     assert "Silent, " not in page  # the 2019 SDK has Silent
-    assert 'action="/campaigns/%d/launch/"' % campaign.pk in page  # a warning, not a block
+    assert f'action="/campaigns/{campaign.pk}/launch/"' in page  # a warning, not a block
 
 
 def test_review_on_a_2020_credential_has_no_version_warning(
