@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, lifecycle, paging, planning, scheduling
+from campaigns import audit, doubts, lifecycle, paging, planning, scheduling
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -217,6 +217,7 @@ def campaign_detail(request, pk: int):
             "counts": run.counts() if run else None,
             "runs": campaign.runs.order_by("-number"),
             "outcomes": run.outcomes() if run else [],
+            "doubts": doubts.for_campaign(campaign),
             "batches": page.rows,
             "next_after": page.next_cursor,
             "outcome": outcome,
