@@ -12,4 +12,6 @@ def push_limits() -> strategy.Limits:
         expired_min=settings.PUSH_EXPIRED_MIN,
         expired_max=settings.PUSH_EXPIRED_MAX,
         max_targets=min(settings.PUSH_BATCH_SIZE, 10),
+        transparent_payload_max_bytes=settings.PUSH_TRANSPARENT_PAYLOAD_MAX_BYTES,
+        vendor_template_max_bytes=settings.PUSH_VENDOR_TEMPLATE_MAX_BYTES,
     )

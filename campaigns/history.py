@@ -10,7 +10,7 @@ neither counts.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -183,10 +183,11 @@ def export_header() -> list[str]:
         _("RequestId"),
         _("Launched by"),
         _("Batch ID"),
+        _("Possibly pushed twice"),
     ]
 
 
-def export_row(delivery: Delivery) -> list:
+def export_row(delivery: Delivery, *, twice: bool = False) -> list:
     campaign = delivery.run.campaign
     return [
         _local(delivery.finished_at),
@@ -200,4 +201,27 @@ def export_row(delivery: Delivery) -> list:
         delivery.batch.request_id,
         launched_by(delivery),
         delivery.batch_id,
+        _("yes, same msgKey") if twice else "",
     ]
+
+
+def export_rows(
+    deliveries: Iterator[Delivery], twice_for: Callable[[list[Delivery]], set[int]]
+) -> Iterator[list]:
+    """Export rows of `deliveries`, the "possibly pushed twice" column from `twice_for`
+    (doubts.twice_for) asked once per chunk of EXPORT_CHUNK rows."""
+    chunk: list[Delivery] = []
+    for delivery in deliveries:
+        chunk.append(delivery)
+        if len(chunk) == EXPORT_CHUNK:
+            yield from _rows(chunk, twice_for)
+            chunk = []
+    yield from _rows(chunk, twice_for)
+
+
+def _rows(chunk: list[Delivery], twice_for) -> Iterator[list]:
+    if not chunk:
+        return
+    twice = twice_for(chunk)
+    for delivery in chunk:
+        yield export_row(delivery, twice=delivery.pk in twice)

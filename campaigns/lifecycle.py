@@ -39,6 +39,8 @@ def launch_errors(campaign: Campaign) -> dict[str, list[str]]:
         errors.setdefault("credential", []).append(_("This credential is deactivated."))
     if campaign.target_list.target_count == 0:
         errors.setdefault("target_list", []).append(_("The target list is empty."))
+    if mismatch := campaign.template.app_error(campaign.credential):
+        errors.setdefault("template", []).append(mismatch)
     return errors
 
 

@@ -33,6 +33,7 @@ _SCALAR_FLAGS = {
     "throttle_rate": "throttle_rate",
     "ambiguous_rate": "ambiguous_rate",
     "hold_rate": "hold_rate",
+    "garbage_rate": "garbage_rate",
     "hold_seconds": "hold_seconds",
     "fail_code": "fail_code",
     "timezone": "timezone",
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--throttle-rate", help="share of calls answered 8011")
     serve.add_argument("--ambiguous-rate", help="share accepted, then dropped unanswered")
     serve.add_argument("--hold-rate", help="share accepted, then answered after --hold-seconds")
+    serve.add_argument(
+        "--garbage-rate", help="share accepted, then answered with an unreadable body"
+    )
     serve.add_argument("--hold-seconds", help="delay of held answers (default 15)")
     serve.add_argument("--fail-code", help="answer every PushTemplate with this code")
     serve.add_argument("--timezone", help="time zone of StrategyContent days (Asia/Shanghai)")

@@ -49,6 +49,7 @@ from .replies import (
     GatewayError,
     Reply,
     business_reply,
+    garbage_reply,
     gateway_reply,
     success_reply,
 )
@@ -337,6 +338,9 @@ class Sandbox:
         elif fault == fault_names.HOLD:
             delay += config.hold_seconds
             record["latency_ms"] = int(delay * 1000)
+        elif fault == fault_names.GARBAGE:
+            record["garbage"] = plan.garbage
+            reply = garbage_reply(plan.garbage, record["request_id"])
         reply.delay_s = delay
         return reply
 

@@ -66,6 +66,7 @@ class SandboxConfig:
     error_5xx_rate: float = 0.0
     ambiguous_rate: float = 0.0
     hold_rate: float = 0.0
+    garbage_rate: float = 0.0  # accepted, then answered with a body no client can read
     hold_seconds: float = 15.0
     fail_code: str | None = None
     timezone: str = "Asia/Shanghai"
@@ -94,6 +95,7 @@ FLAGS = {
     "error_5xx_rate": "--error-5xx-rate",
     "ambiguous_rate": "--ambiguous-rate",
     "hold_rate": "--hold-rate",
+    "garbage_rate": "--garbage-rate",
     "hold_seconds": "--hold-seconds",
     "fail_code": "--fail-code",
     "timezone": "--timezone",
@@ -105,7 +107,7 @@ FLAGS = {
     "stats_seed": "--stats-seed",
     "fault_actions": "--fault-action",
 }
-RATE_FIELDS = ("error_5xx_rate", "throttle_rate", "ambiguous_rate", "hold_rate")
+RATE_FIELDS = ("error_5xx_rate", "throttle_rate", "ambiguous_rate", "hold_rate", "garbage_rate")
 _INT_RE = re.compile(r"-?\d+")
 
 
@@ -320,6 +322,7 @@ _NORMALIZERS: dict[str, Callable[[Any, str], Any]] = {
     "error_5xx_rate": _rate,
     "ambiguous_rate": _rate,
     "hold_rate": _rate,
+    "garbage_rate": _rate,
     "hold_seconds": lambda v, label: _float(v, label, 0.0, 3600.0),
     "fail_code": _fail_code,
     "timezone": _timezone,

@@ -22,6 +22,10 @@ THROTTLE = "throttle"
 ERROR_5XX = "error_5xx"
 AMBIGUOUS = "ambiguous"
 HOLD = "hold"
+GARBAGE = "garbage"
+# What a garbage answer is (chosen by the call's third draw): not JSON, JSON that is not an
+# object, or an object without PushResult.
+GARBAGE_KINDS = ("not_json", "not_object", "no_push_result")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class FaultPlan:
     fault: str | None
     latency_ms: int
     http_status: int = 200  # for ERROR_5XX: 503 or 500
+    garbage: str = ""  # for GARBAGE: one of GARBAGE_KINDS
 
 
 class FaultInjector:
@@ -58,11 +63,13 @@ class FaultInjector:
             (THROTTLE, config.throttle_rate),
             (AMBIGUOUS, config.ambiguous_rate),
             (HOLD, config.hold_rate),
+            (GARBAGE, config.garbage_rate),
         ):
             edge += rate
             if u_fault < edge:
                 status = (503 if u_kind < 0.5 else 500) if name == ERROR_5XX else 200
-                return FaultPlan(name, latency, status)
+                garbage = GARBAGE_KINDS[int(u_kind * 3)] if name == GARBAGE else ""
+                return FaultPlan(name, latency, status, garbage)
         return FaultPlan(None, latency)
 
     def _over_cap(self, cap: int, key: str, now: float) -> bool:

@@ -16,6 +16,7 @@ __all__ = [
     "GatewayError",
     "Reply",
     "business_reply",
+    "garbage_reply",
     "gateway_reply",
     "json_reply",
     "success_reply",
@@ -78,3 +79,13 @@ def success_reply(request_id: str, **fields: Any) -> Reply:
     """``{"RequestId", "ResultCode": "OK", "ResultMessage": "", **fields}``."""
     payload = {"RequestId": request_id, "ResultCode": "OK", "ResultMessage": "", **fields}
     return json_reply(200, payload)
+
+
+def garbage_reply(kind: str, request_id: str) -> Reply:
+    """HTTP 200 that no client can read as a push answer (the ``garbage`` fault): a proxy's
+    HTML page, a JSON list, or an object without PushResult. The call was handled first."""
+    if kind == "not_json":
+        return Reply(200, b"<html><body>502 Bad Gateway (proxy)</body></html>", "text/html")
+    if kind == "not_object":
+        return json_reply(200, [{"RequestId": request_id}], request_id)
+    return json_reply(200, {"RequestId": request_id, "ResultCode": "OK"}, request_id)

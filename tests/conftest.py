@@ -28,6 +28,7 @@ NO_FAULTS = dict(
     error_5xx_rate=0.0,
     ambiguous_rate=0.0,
     hold_rate=0.0,
+    garbage_rate=0.0,
     fail_code=None,
     clock_offset_seconds=0.0,
 )

@@ -34,7 +34,7 @@ def form_data(sandbox_url: str, **changes) -> dict:
         "workspace_id": WORKSPACE,
         "access_key_id": SANDBOX_KEY_ID,
         "access_key_secret": SANDBOX_SECRET,
-        "api_version": "2019-08-21",
+        "api_version": "2020-10-28",
         "endpoint": sandbox_url,
         "region": "cn-hangzhou",
         "timezone": "Asia/Shanghai",

@@ -63,7 +63,7 @@ def make_ledger(campaign: Campaign, count: int, *, launched_by=None, run_number=
 
 
 def rows_of(response) -> list[Delivery]:
-    return [delivery for delivery, _launcher in response.context["rows"]]
+    return [delivery for delivery, *_rest in response.context["rows"]]
 
 
 ID_READ = 'SELECT "campaigns_delivery"."id" AS "pk" FROM "campaigns_delivery"'

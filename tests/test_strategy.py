@@ -411,7 +411,7 @@ PASSING = {
     "classification 0": {"classification": "0"},
     "classification 1": {"classification": "1"},
     "notify": {"notify_type": "notify"},
-    "transparent": {"notify_type": "transparent"},
+    "transparent": {"notify_type": "transparent", "transparent_payload": {"k": "v"}},
     "categories at the edges": {
         "third_channel_category": {
             "hms": "14",
@@ -874,3 +874,122 @@ def test_placeholders_parse_and_render_round_trip(pieces, tail):
     rendered = render(text, values)
     assert "#" not in rendered
     assert rendered == "".join(f"{filler}<{name}>" for filler, name in pieces) + tail
+
+
+# -- the model's extra PushTemplate fields (transparent message, display, vendor template) --
+
+TRANSPARENT = {"notify_type": "transparent", "transparent_payload": {"cmd": "sync", "n": 1}}
+
+EXTRA_FAILING = {
+    "transparent without payload": (
+        {"notify_type": "transparent"},
+        "transparent_payload",
+        "A transparent message needs a payload (a JSON object).",
+    ),
+    "payload without transparent": (
+        {"notify_type": "notify", "transparent_payload": {"a": 1}},
+        "transparent_payload",
+        "A payload is sent only with the notify type “transparent”.",
+    ),
+    "payload not an object": (
+        {"notify_type": "transparent", "transparent_payload": ["a"]},
+        "transparent_payload",
+        "The payload must be a JSON object.",
+    ),
+    "payload too big": (
+        {"notify_type": "transparent", "transparent_payload": {"a": "x" * 4090}},
+        "transparent_payload",
+        "The payload may be at most 4096 bytes as JSON (it has 4098).",
+    ),
+    "urgency unknown": (
+        {**TRANSPARENT, "transparent_urgency": "URGENT"},
+        "transparent_urgency",
+        "Urgency must be one of HIGH, NORMAL.",
+    ),
+    "urgency without transparent": (
+        {"transparent_urgency": "HIGH"},
+        "transparent_urgency",
+        "Urgency is sent only with the notify type “transparent”.",
+    ),
+    "push action unknown": (
+        {"push_action": 2},
+        "push_action",
+        "Tap action must be 0 (web URL) or 1 (in-app page).",
+    ),
+    "silent unknown": ({"silent": 3}, "silent", "Silent must be 0 (shown) or 1 (silent)."),
+    "channel id too long": (
+        {"channel_id": "c" * 65},
+        "channel_id",
+        "Channel ID may be at most 64 characters.",
+    ),
+    "channel id with a space": (
+        {"channel_id": "a b"},
+        "channel_id",
+        "Channel ID may not contain spaces.",
+    ),
+    "vendor template not an object": (
+        {"vendor_template": ["x"]},
+        "vendor_template",
+        "The vendor template must be a JSON object.",
+    ),
+    "vendor template too big": (
+        {"vendor_template": {"a": "x" * 4090}},
+        "vendor_template",
+        "The vendor template may be at most 4096 bytes as JSON (it has 4098).",
+    ),
+}
+
+
+@pytest.mark.parametrize("changes, field, message", EXTRA_FAILING.values(), ids=EXTRA_FAILING)
+def test_each_extra_field_rule_fails_on_its_own_field(changes, field, message):
+    assert validate(spec(**changes), now=NOW) == {field: [message]}
+
+
+def test_payload_size_counts_utf8_bytes_and_follows_the_limit():
+    chinese = {**TRANSPARENT, "transparent_payload": {"t": "推" * 100}}  # 300 bytes + 8
+    assert validate(spec(**chinese), now=NOW) == {}
+    small = Limits(transparent_payload_max_bytes=300)
+    assert set(validate(spec(**chinese), now=NOW, limits=small)) == {"transparent_payload"}
+
+
+EXTRA_PASSING = {
+    "transparent with payload and urgency": {**TRANSPARENT, "transparent_urgency": "HIGH"},
+    "web url, shown": {"push_action": 0, "silent": 0},
+    "in-app page, silent": {"push_action": 1, "silent": 1},
+    "channel id of 64": {"channel_id": "c" * 64},
+    "vendor template": {"vendor_template": {"hms": {"category": "MARKETING"}}},
+    "empty vendor template is none": {"vendor_template": {}},
+}
+
+
+@pytest.mark.parametrize("changes", EXTRA_PASSING.values(), ids=EXTRA_PASSING)
+def test_extra_fields_pass_when_they_follow_the_rules(changes):
+    assert validate(spec(**changes), now=NOW) == {}
+
+
+def test_extra_fields_go_out_under_the_official_models_wire_names():
+    from alibabacloud_mpaas20201028.models import PushTemplateRequest
+
+    full = spec(
+        **TRANSPARENT,
+        transparent_urgency="NORMAL",
+        push_action=1,
+        silent=0,
+        channel_id="promo",
+        vendor_template={"xiaomi": {"channel": "x"}},
+    )
+    params = template_params(full, {"u1": "k1"})
+    assert params["TransparentMessagePayload"] == '{"cmd":"sync","n":1}'
+    assert params["TransparentMessageUrgency"] == "NORMAL"
+    assert params["PushAction"] == "1"
+    assert params["Silent"] == "0"  # zero is a value, not "unset"
+    assert params["ChannelId"] == "promo"
+    assert json.loads(params["VendorTemplate"]) == {"xiaomi": {"channel": "x"}}
+    model = PushTemplateRequest().from_map(params)
+    assert model.to_map() == params, "a name the official request model does not know"
+
+
+def test_unset_extra_fields_and_transparent_fields_of_a_notify_push_are_left_out():
+    params = template_params(spec(), {"u1": "k1"})
+    extra = {"TransparentMessagePayload", "TransparentMessageUrgency", "PushAction", "Silent"}
+    assert not extra & set(params) and not {"ChannelId", "VendorTemplate"} & set(params)

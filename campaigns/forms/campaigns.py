@@ -28,6 +28,9 @@ from campaigns.mpaas.vocabulary import (
     CircleType,
     Classification,
     NotifyType,
+    PushAction,
+    Silent,
+    TransparentUrgency,
     Vendor,
     Weekday,
 )
@@ -136,6 +139,40 @@ class CampaignForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    push_action = forms.TypedChoiceField(
+        label=gettext_lazy("Tap action"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=_choices(PushAction.choices, gettext_lazy("Default (web URL)")),
+    )
+    silent = forms.TypedChoiceField(
+        label=gettext_lazy("Silent"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=_choices(Silent.choices, gettext_lazy("Default")),
+    )
+    vendor_template = forms.CharField(
+        label=gettext_lazy("Vendor template (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy("Sent as VendorTemplate; its keys are not documented by mPaaS."),
+    )
+    transparent_payload = forms.CharField(
+        label=gettext_lazy("Transparent-message payload (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy(
+            "Required with the notify type “mPaaS self-built channel” (transparent); "
+            "a JSON object your app reads."
+        ),
+    )
+    transparent_urgency = forms.ChoiceField(
+        label=gettext_lazy("Transparent-message urgency"),
+        required=False,
+        choices=_choices(TransparentUrgency.choices, gettext_lazy("Default")),
+    )
 
     class Meta:
         model = Campaign
@@ -155,6 +192,10 @@ class CampaignForm(forms.ModelForm):
             "classification",
             "notify_type",
             "mi_channel_id",
+            "channel_id",
+            "push_action",
+            "silent",
+            "transparent_urgency",
             "sms_strategy",
             "sms_sign_name",
             "sms_template_code",
@@ -169,6 +210,9 @@ class CampaignForm(forms.ModelForm):
             "loop_time": forms.TimeInput(attrs={"type": "time", "step": 1}, format="%H:%M:%S"),
         }
         help_texts = {
+            "channel_id": gettext_lazy(
+                "Sent as ChannelId (the notification channel); mPaaS does not document it."
+            ),
             "task_name": gettext_lazy("Shown in mPaaS's push records (TaskName)."),
             "expired_seconds": gettext_lazy("How long mPaaS keeps trying to deliver."),
         }
@@ -222,8 +266,22 @@ class CampaignForm(forms.ModelForm):
             self.fields[f"ext_value_{n}"] = forms.CharField(
                 label=_("Value %(n)d") % {"n": n + 1}, required=False, max_length=500
             )
+        self._offer_templates_of_the_app()
         self._add_value_fields()
         self._set_initial_from_instance()
+
+    def _offer_templates_of_the_app(self) -> None:
+        """Offer only the chosen credential's app's templates (any stays valid, so a
+        mismatch is refused with its own message rather than "not a valid choice")."""
+        credential = self.selected_credential()
+        if credential is None:
+            return
+        field = self.fields["template"]
+        offered = list(MessageTemplate.objects.filter(app_id=credential.app_id))
+        chosen = self.selected_template()
+        if chosen is not None and chosen.app_id != credential.app_id:
+            offered.append(chosen)  # still shown as chosen, with the error beside it
+        field.widget.choices = [("", field.empty_label)] + [(t.pk, str(t)) for t in offered]
 
     # -- dynamic parts --------------------------------------------------------------
 
@@ -287,6 +345,9 @@ class CampaignForm(forms.ModelForm):
             self.initial["sms_template_param"] = json.dumps(
                 campaign.sms_template_param, ensure_ascii=False
             )
+        for name in ("transparent_payload", "vendor_template"):
+            if getattr(campaign, name) is not None:
+                self.initial[name] = json.dumps(getattr(campaign, name), ensure_ascii=False)
         if campaign.activity_content_state is not None:
             self.initial["activity_content_state"] = json.dumps(
                 campaign.activity_content_state, ensure_ascii=False
@@ -328,6 +389,8 @@ class CampaignForm(forms.ModelForm):
         "extended_params",
         "sms_template_param",
         "activity_content_state",
+        "transparent_payload",
+        "vendor_template",
     )
 
     def clean(self):
@@ -370,6 +433,12 @@ class CampaignForm(forms.ModelForm):
         cleaned["extended_params"] = extended
         cleaned["sms_template_param"] = self._json_object("sms_template_param") or {}
         cleaned["activity_content_state"] = self._json_object("activity_content_state")
+        cleaned["transparent_payload"] = self._json_object("transparent_payload")
+        cleaned["vendor_template"] = self._json_object("vendor_template")
+        cleaned["transparent_urgency"] = cleaned.get("transparent_urgency") or ""
+        template = cleaned.get("template")
+        if template is not None and (mismatch := template.app_error(cleaned.get("credential"))):
+            self.add_error("template", mismatch)
         return cleaned
 
     def _post_clean(self):

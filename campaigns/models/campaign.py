@@ -13,7 +13,14 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns.mpaas import vocabulary
 from campaigns.mpaas.strategy import PushSpec
-from campaigns.mpaas.vocabulary import CircleType, DeliveryType, StrategyType
+from campaigns.mpaas.vocabulary import (
+    CircleType,
+    DeliveryType,
+    PushAction,
+    Silent,
+    StrategyType,
+    TransparentUrgency,
+)
 
 from .credential import Credential
 from .target import TargetList
@@ -107,6 +114,23 @@ class Campaign(models.Model):
     notify_level = models.JSONField(_("vendor notify levels"), default=dict, blank=True)
     mi_channel_id = models.CharField(_("Xiaomi channel ID"), max_length=64, blank=True)
     extended_params = models.JSONField(_("extended parameters"), default=dict, blank=True)
+    push_action = models.PositiveSmallIntegerField(
+        _("tap action"), choices=PushAction.choices, null=True, blank=True
+    )
+    silent = models.PositiveSmallIntegerField(
+        _("silent"), choices=Silent.choices, null=True, blank=True
+    )
+    channel_id = models.CharField(_("channel ID"), max_length=64, blank=True)
+    vendor_template = models.JSONField(_("vendor template"), null=True, blank=True)
+
+    # Transparent message (NotifyType transparent only)
+    transparent_payload = models.JSONField(_("transparent-message payload"), null=True, blank=True)
+    transparent_urgency = models.CharField(
+        _("transparent-message urgency"),
+        max_length=8,
+        choices=TransparentUrgency.choices,
+        blank=True,
+    )
 
     # SMS supplement
     sms_strategy = models.PositiveSmallIntegerField(_("SMS strategy"), default=0)
@@ -232,6 +256,12 @@ class Campaign(models.Model):
             activity_event=self.activity_event,
             activity_content_state=self.activity_content_state,
             dismissal_date=self.dismissal_date,
+            transparent_payload=self.transparent_payload,
+            transparent_urgency=self.transparent_urgency,
+            push_action=self.push_action,
+            silent=self.silent,
+            channel_id=self.channel_id,
+            vendor_template=self.vendor_template,
         )
 
 

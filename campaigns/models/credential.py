@@ -51,7 +51,7 @@ class Credential(models.Model):
         help_text=_("Host name, or http://host:port for a local sandbox."),
     )
     api_version = models.CharField(
-        _("API version"), max_length=10, choices=ApiVersion.choices, default=ApiVersion.V2019
+        _("API version"), max_length=10, choices=ApiVersion.choices, default=ApiVersion.V2020
     )
     timezone = models.CharField(
         _("timezone"), max_length=64, default="Asia/Shanghai", validators=[validate_timezone]

@@ -53,6 +53,16 @@ class MessageTemplate(models.Model):
             "uri": strategy.render(self.uri, values),
         }
 
+    def app_error(self, credential) -> str | None:
+        """Why this template cannot be sent with `credential`, or None: a template
+        exists in one mPaaS app only (its AppId must be the credential's)."""
+        if credential is None or self.app_id == credential.app_id:
+            return None
+        return _(
+            "Template “%(name)s” belongs to app %(template_app)s, but the credential "
+            "sends for app %(app)s. Choose a template of app %(app)s."
+        ) % {"name": self.name, "template_app": self.app_id, "app": credential.app_id}
+
     def clean(self) -> None:
         errors = strategy.validate_template_name(self.name)
         if errors:

@@ -9,7 +9,8 @@ or a `PushError` whose `kind` tells the sending loop what to do:
   `vocabulary.RETRYABLE_GATEWAY_CODES`; connection refused / connect timeout);
 - permanent: retrying cannot help (bad parameters, template missing, bad credentials);
 - ambiguous: the request may have reached mPaaS but no answer came back (read timeout,
-  connection dropped after sending). Retry only with the same msgKeys.
+  connection dropped after sending), or the answer could not be read (not JSON, not an
+  object, no PushResult: `UNREADABLE_ANSWER`). Retry only with the same msgKeys.
 
 The SDK never retries here (`auto_retry=False`): retries happen in the sending loop only.
 Nothing here logs the secret, the signature or a signed URL; SDK error texts are
@@ -48,6 +49,9 @@ from .vocabulary import is_retryable, is_retryable_gateway, is_success
 PRODUCT = "mpaas"
 
 TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
+# The code an answer gets when the console cannot read it (not JSON, not an object, no
+# PushResult): recorded as ambiguous, audited, and shown as needing reconcile.
+UNREADABLE_ANSWER = "Console.UnreadableAnswer"
 
 # Texts of network failures where the request certainly never reached the server.
 _NOT_SENT_MARKERS = (
@@ -201,19 +205,29 @@ class PushClient:
             data = json.loads(body)
         except ValueError:
             # A 2xx without a JSON answer: mPaaS may have acted on it.
-            raise PushError(
-                AMBIGUOUS,
-                "SDK.InvalidResponse",
-                _("mPaaS answered with a body that is not JSON."),
-                http_status=200,
-                latency_ms=latency,
-                body=body[:2000],
-                credential_name=self.credential.name,
-                key_id=self.credential.access_key_id,
-            ) from None
+            raise self._unreadable(_("not JSON"), body, latency) from None
         if not isinstance(data, dict):
-            data = {}
+            raise self._unreadable(_("JSON, but not an object"), body, latency)
         return data, body, 200, latency
+
+    def _unreadable(self, why: str, body: str, latency: int, request_id: str = "") -> PushError:
+        """A 2xx answer the console cannot read: ambiguous (mPaaS may have acted on it),
+        told in words, the body kept scrubbed for the batch page."""
+        message = _(
+            "mPaaS's answer could not be read (%(why)s): the push may or may not have been "
+            "accepted. It is retried with the same msgKeys; check mPaaS's push records."
+        ) % {"why": why}
+        return PushError(
+            AMBIGUOUS,
+            UNREADABLE_ANSWER,
+            message,
+            request_id=request_id,
+            http_status=200,
+            latency_ms=latency,
+            body=body[:4000],
+            credential_name=self.credential.name,
+            key_id=self.credential.access_key_id,
+        )
 
     def _server_error(self, exc: ServerException, latency: int) -> PushError:
         code = exc.get_error_code() or "Unknown"
@@ -262,15 +276,22 @@ class PushClient:
         Returns the reply when mPaaS accepted the push; raises PushError otherwise,
         including business failures that arrive as HTTP 200 with Success=false."""
         data, body, status, latency = self._call("PushTemplate", params)
-        result = data.get("PushResult") or {}
-        code = str(data.get("ResultCode", ""))
-        success = bool(result.get("Success")) if result else is_success(code)
+        result = data.get("PushResult")
+        code = str(data.get("ResultCode") or "")
+        request_id = str(data.get("RequestId") or "")
+        readable = isinstance(result, dict) and isinstance(result.get("Success"), bool)
+        if not readable and (not code or is_success(code)):
+            # Neither a failure code nor a PushResult saying Success: nobody can tell.
+            why = _("no PushResult") if result is None else _("PushResult of the wrong shape")
+            raise self._unreadable(why, body, latency, request_id)
+        success = bool(result["Success"]) if readable else False
+        result_msg = result.get("ResultMsg") if isinstance(result, dict) else ""
         if not success:
             raise PushError(
                 TRANSIENT if is_retryable(code) else PERMANENT,
                 code or "Unknown",
-                str(data.get("ResultMessage") or result.get("ResultMsg") or ""),
-                request_id=str(data.get("RequestId", "")),
+                str(data.get("ResultMessage") or result_msg or ""),
+                request_id=request_id,
                 http_status=status,
                 latency_ms=latency,
                 body=body[:4000],

@@ -11,6 +11,7 @@ labels come from ``vocabulary``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,13 +34,17 @@ from .vocabulary import (
     Classification,
     DeliveryType,
     NotifyType,
+    PushAction,
+    Silent,
     StrategyType,
+    TransparentUrgency,
     Vendor,
     humanize_seconds,
 )
 
 MAX_NAME_LENGTH = 128
 MAX_MI_CHANNEL_ID_LENGTH = 64
+MAX_CHANNEL_ID_LENGTH = 64
 PLACEHOLDER_RE = re.compile(r"#(\w+)#", re.UNICODE)
 SMS_TEMPLATE_CODE_RE = re.compile(r"SMS_[0-9]+")
 
@@ -56,6 +61,9 @@ class Limits:
     max_targets: int = 10
     max_extended_params: int = 20
     loop_max_days: int = 180
+    # Not documented by mPaaS (3050 says "payload too long" without a number): settings.
+    transparent_payload_max_bytes: int = 4096
+    vendor_template_max_bytes: int = 4096
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,12 @@ class PushSpec:
     activity_event: str = ""
     activity_content_state: Mapping[str, Any] | None = None
     dismissal_date: datetime | None = None
+    transparent_payload: Mapping[str, Any] | None = None
+    transparent_urgency: str = ""
+    push_action: int | None = None
+    silent: int | None = None
+    channel_id: str = ""
+    vendor_template: Mapping[str, Any] | None = None
 
 
 class StrategyError(ValueError):
@@ -167,6 +181,9 @@ def validate(spec: PushSpec, *, now: datetime, limits: Limits = Limits()) -> dic
         _extended_params(spec, limits),
         _sms(spec),
         _channel_options(spec),
+        _transparent(spec, limits),
+        _display(spec),
+        _vendor_template(spec, limits),
         _live_activity(spec, now),
         _schedule(spec, now, limits),
     ):
@@ -275,6 +292,65 @@ def _channel_options(spec: PushSpec) -> Iterator[Problem]:
     if len(spec.mi_channel_id) > MAX_MI_CHANNEL_ID_LENGTH:
         msg = _("Xiaomi channel ID may be at most %(max)d characters.")
         yield "mi_channel_id", msg % {"max": MAX_MI_CHANNEL_ID_LENGTH}
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as the wire sends it (compact JSON, UTF-8, Chinese kept)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _transparent(spec: PushSpec, limits: Limits) -> Iterator[Problem]:
+    """A transparent message (NotifyType transparent) carries a JSON-object payload of
+    bounded size and may have an urgency; neither field means anything otherwise."""
+    transparent = spec.notify_type == NotifyType.TRANSPARENT
+    payload = spec.transparent_payload
+    if transparent and not payload:
+        msg = _("A transparent message needs a payload (a JSON object).")
+        yield "transparent_payload", msg
+    elif not transparent and payload:
+        msg = _("A payload is sent only with the notify type “transparent”.")
+        yield "transparent_payload", msg
+    elif payload and not isinstance(payload, Mapping):
+        yield "transparent_payload", _("The payload must be a JSON object.")
+    elif payload and json_size(payload) > limits.transparent_payload_max_bytes:
+        msg = _("The payload may be at most %(max)d bytes as JSON (it has %(n)d).")
+        max_n = {"max": limits.transparent_payload_max_bytes, "n": json_size(payload)}
+        yield "transparent_payload", msg % max_n
+    urgency = spec.transparent_urgency
+    if urgency and urgency not in TransparentUrgency.values:
+        msg = _("Urgency must be one of %(values)s.")
+        yield "transparent_urgency", msg % {"values": _names(TransparentUrgency.values)}
+    elif urgency and not transparent:
+        msg = _("Urgency is sent only with the notify type “transparent”.")
+        yield "transparent_urgency", msg
+
+
+def _display(spec: PushSpec) -> Iterator[Problem]:
+    """What a tap opens (PushAction), whether the message is shown (Silent), ChannelId."""
+    if spec.push_action is not None and spec.push_action not in PushAction.values:
+        msg = _("Tap action must be 0 (web URL) or 1 (in-app page).")
+        yield "push_action", msg
+    if spec.silent is not None and spec.silent not in Silent.values:
+        yield "silent", _("Silent must be 0 (shown) or 1 (silent).")
+    channel = spec.channel_id
+    if len(channel) > MAX_CHANNEL_ID_LENGTH:
+        msg = _("Channel ID may be at most %(max)d characters.")
+        yield "channel_id", msg % {"max": MAX_CHANNEL_ID_LENGTH}
+    elif channel and (channel != channel.strip() or any(c.isspace() for c in channel)):
+        yield "channel_id", _("Channel ID may not contain spaces.")
+
+
+def _vendor_template(spec: PushSpec, limits: Limits) -> Iterator[Problem]:
+    """VendorTemplate: a JSON object of bounded size (its keys are not documented)."""
+    value = spec.vendor_template
+    if value is None or value == {}:
+        return
+    if not isinstance(value, Mapping):
+        yield "vendor_template", _("The vendor template must be a JSON object.")
+    elif json_size(value) > limits.vendor_template_max_bytes:
+        msg = _("The vendor template may be at most %(max)d bytes as JSON (it has %(n)d).")
+        max_n = {"max": limits.vendor_template_max_bytes, "n": json_size(value)}
+        yield "vendor_template", msg % max_n
 
 
 def _vendor_categories(categories: Mapping[str, str]) -> Iterator[Problem]:

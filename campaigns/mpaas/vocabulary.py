@@ -72,6 +72,49 @@ class NotifyType(models.TextChoices):
     TRANSPARENT = "transparent", _("mPaaS self-built channel")
 
 
+class PushAction(models.IntegerChoices):
+    """What a tap on the message opens (``PushAction``): PushSimple's page documents 0 and 1
+    (default Web URL); the PushTemplate page does not list the field (the model has it)."""
+
+    WEB_URL = 0, _("Open the web URL")
+    INTENT = 1, _("Open an in-app page (Intent Activity)")
+
+
+class Silent(models.IntegerChoices):
+    """Whether the message is shown (``Silent``): 1 silent, 0 shown (PushSimple's page)."""
+
+    SHOWN = 0, _("Shown in the notification bar")
+    SILENT = 1, _("Silent (not shown on the device)")
+
+
+class TransparentUrgency(models.TextChoices):
+    """``TransparentMessageUrgency`` (transparent messages only). The values are not
+    documented by mPaaS; HIGH and NORMAL follow the vendors' (FCM, HMS) urgency."""
+
+    HIGH = "HIGH", _("High")
+    NORMAL = "NORMAL", _("Normal")
+
+
+# PushTemplate fields the 2019-08-21 SDK (aliyun-python-sdk-mpaas 1.0.0) has; a campaign on
+# a credential of that version that uses others is warned on review (wire names).
+V2019_PUSH_TEMPLATE_PARAMS = frozenset(
+    {
+        "AppId",
+        "WorkspaceId",
+        "TaskName",
+        "TemplateName",
+        "TemplateKeyValue",
+        "DeliveryType",
+        "TargetMsgkey",
+        "ExpiredSeconds",
+        "ExtendedParams",
+        "NotifyType",
+        "PushAction",
+        "Silent",
+    }
+)
+
+
 class ActivityEvent(models.TextChoices):
     """What an iOS live-activity push does (``ActivityEvent``)."""
 

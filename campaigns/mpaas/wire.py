@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from .strategy import Limits, PushSpec, StrategyError, is_aware, zone_or_none
-from .vocabulary import CircleType, StrategyType
+from .vocabulary import V2019_PUSH_TEMPLATE_PARAMS, CircleType, NotifyType, StrategyType
 
 _DEFAULT_LIMITS = Limits()
 
@@ -81,6 +81,10 @@ def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
     return _json(value) if value else None
 
 
+def _int_or_none(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _target_problems(targets: Mapping[str, str], limits: Limits) -> list[str]:
     """1..max_targets targets, no empty ID or msgKey, no msgKey twice."""
     problems = []
@@ -142,7 +146,16 @@ def template_params(
         "ActivityEvent": spec.activity_event,
         "ActivityContentState": _json_or_none(spec.activity_content_state),
         "DismissalDate": str(int(dismissal.timestamp())) if dismissal else None,
+        "PushAction": _int_or_none(spec.push_action),
+        "Silent": _int_or_none(spec.silent),
+        "ChannelId": spec.channel_id,
+        "VendorTemplate": _json_or_none(spec.vendor_template),
     }
+    if spec.notify_type == NotifyType.TRANSPARENT:  # meaningless (and refused) otherwise
+        optional |= {
+            "TransparentMessagePayload": _json_or_none(spec.transparent_payload),
+            "TransparentMessageUrgency": spec.transparent_urgency,
+        }
     if spec.sms_strategy:  # the SMS fields mean nothing, and are not validated, while off
         optional |= {
             "SmsStrategy": str(spec.sms_strategy),
@@ -152,3 +165,13 @@ def template_params(
         }
     params.update({key: value for key, value in optional.items() if value})
     return params
+
+
+def beyond_api_version(api_version: str, params: Mapping[str, str]) -> list[str]:
+    """Wire names in ``params`` that the only SDK of ``api_version`` lacks, sorted: for
+    2019-08-21 (``aliyun-python-sdk-mpaas`` 1.0.0, 12 PushTemplate fields) everything
+    else; none for 2020-10-28, whose SDKs have them all. Whether the live service honours
+    them under 2019-08-21 is unconfirmed: a warning, not a refusal."""
+    if api_version != "2019-08-21":
+        return []
+    return sorted(set(params) - V2019_PUSH_TEMPLATE_PARAMS)

@@ -25,11 +25,18 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import ratelimit
+from campaigns import audit, ratelimit
 from campaigns.conf import push_limits
 from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, RunTally, ScheduledTask
 from campaigns.mpaas import wire
-from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, PushClient, PushError, PushReply
+from campaigns.mpaas.client import (
+    AMBIGUOUS,
+    PERMANENT,
+    UNREADABLE_ANSWER,
+    PushClient,
+    PushError,
+    PushReply,
+)
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
 
@@ -411,6 +418,18 @@ def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
             if not won:
                 return
             ctx.count("retry")
+    if exc.code == UNREADABLE_ANSWER:
+        audit.record(
+            "batch.unreadable_answer",
+            details={
+                "campaign": ctx.campaign_id,
+                "run": ctx.run_id,
+                "batch": claim.batch_id,
+                "attempt": claim.attempt_no,
+                "request_id": exc.request_id,
+                "final": final,
+            },
+        )
     if pause_reason:
         _auto_pause(ctx.campaign_id, pause_reason)
 

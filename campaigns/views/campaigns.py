@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, charts, lifecycle, paging, planning, scheduling
+from campaigns import audit, charts, doubts, lifecycle, paging, planning, scheduling
 from campaigns.conf import push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -170,6 +170,9 @@ def campaign_review(request, pk: int):
             "send_seconds": seconds,
             "send_time": humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
             "expires_first": seconds > campaign.expired_seconds,
+            "beyond_version": wire.beyond_api_version(campaign.credential.api_version, params)
+            if params
+            else [],
         },
     )
 
@@ -214,6 +217,7 @@ def campaign_detail(request, pk: int):
             "counts": run.counts() if run else None,
             "runs": campaign.runs.order_by("-number"),
             "outcomes": run.outcomes() if run else [],
+            "doubts": doubts.for_campaign(campaign),
             "batches": page.rows,
             "next_after": page.next_cursor,
             "outcome": outcome,

@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.roles import can_read
-from campaigns import audit, csvio, history, paging
+from campaigns import audit, csvio, doubts, history, paging
 from campaigns.forms.history import HistoryFilterForm
 from campaigns.models import Batch
+from campaigns.mpaas.client import UNREADABLE_ANSWER
 
 PAGE_SIZE = 50
 
@@ -30,6 +31,7 @@ def history_list(request):
     before = paging.cursor(request.GET.get("before"))
     rows = form.query().page(before=before, size=PAGE_SIZE + 1)  # one more: is there a next?
     filters = form.active_filters()
+    twice = doubts.twice_for(rows[:PAGE_SIZE])
     next_query = None
     if len(rows) > PAGE_SIZE:
         next_query = urlencode({**filters, "before": rows[PAGE_SIZE - 1].pk})
@@ -38,7 +40,7 @@ def history_list(request):
         "campaigns/history/list.html",
         {
             "form": form,
-            "rows": [(row, history.launched_by(row)) for row in rows[:PAGE_SIZE]],
+            "rows": [(row, history.launched_by(row), row.pk in twice) for row in rows[:PAGE_SIZE]],
             "next_query": next_query,
             "export_query": urlencode(filters),
             "first_page": before is None,
@@ -66,7 +68,7 @@ def history_export(request):
     filters = form.active_filters()
     audit.record("history.export", request=request, details={"filters": filters})
     query = form.query()
-    rows = (history.export_row(d) for d in query.iter_rows(chunk=history.EXPORT_CHUNK))
+    rows = history.export_rows(query.iter_rows(chunk=history.EXPORT_CHUNK), doubts.twice_for)
     filename = f"send-history-{timezone.localtime():%Y%m%d-%H%M%S}.csv"
     return csvio.streaming_csv_response(filename, history.export_header(), rows)
 
@@ -86,10 +88,20 @@ def history_batch(request, pk: int):
         Batch.objects.select_related("run__launched_by", "campaign__launched_by"), pk=pk
     )
     attempts = []
+    lost = doubts.lost_attempts(batch)
     for attempt in batch.attempt_log.order_by("number"):
         params = json.dumps(attempt.request_params, indent=2, ensure_ascii=False, sort_keys=True)
         body, is_json = _pretty(attempt.response_body)
-        attempts.append({"attempt": attempt, "params": params, "body": body, "is_json": is_json})
+        attempts.append(
+            {
+                "attempt": attempt,
+                "params": params,
+                "body": body,
+                "is_json": is_json,
+                "lost": attempt.pk in lost,
+                "unreadable": attempt.result_code == UNREADABLE_ANSWER,
+            }
+        )
     launcher = batch.run.launched_by or batch.campaign.launched_by
     return render(
         request,
@@ -99,6 +111,7 @@ def history_batch(request, pk: int):
             "launched_by": launcher.get_username() if launcher else "",
             "deliveries": batch.deliveries.order_by("id"),
             "attempts": attempts,
+            "possibly_twice": batch.pk in doubts.twice_batches([batch.pk]),
         },
     )
 
