@@ -15,6 +15,7 @@ from campaigns.faults import fault_point
 from campaigns.models import Run
 from campaigns.mpaas.client import TRANSIENT, PushClient, PushError
 
+from . import calls
 from .claims import Claim, Outcome
 from .recorder import RunContext, RunLedger, has_pending
 from .sender import Sender
@@ -77,6 +78,7 @@ def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
         ),
         worker=f"{socket.gethostname()}:{os.getpid()}:{slot.name}",
         shard=slot.index,
+        mode=calls.mode_of(run, campaign),
     )
 
 
@@ -109,7 +111,7 @@ def call(ctx: RunContext, claim: Claim) -> Outcome:
                     _("The claim's lease ran short before the call could start; it was not made."),
                 ),
             )
-        reply = ctx.client.push_template(claim.params)
+        reply = calls.make_call(ctx.mode, ctx.client, claim.params)
     except PushError as exc:
         return Outcome(claim, error=exc)
     except Exception as exc:
