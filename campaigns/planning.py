@@ -166,6 +166,8 @@ def _next_refs(run: Run, limit: int) -> list[Ref]:
         rows = recallable(campaign).filter(
             finished_at__gte=recall_cutoff(run.created_at), pk__gt=run.planned_through
         )
+        if run.recall_only_id:
+            rows = rows.filter(pk=run.recall_only_id)
         found = rows.order_by("pk").values_list("pk", "target_id")[:limit]
         return [(pk, target, None, pk) for pk, target in found]
     if run.kind == Run.Kind.RETRY:

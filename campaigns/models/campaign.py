@@ -240,6 +240,7 @@ class Campaign(models.Model):
             activity_event=self.activity_event,
             activity_content_state=self.activity_content_state,
             dismissal_date=self.dismissal_date,
+            per_person=tuple(self.value_columns or ()),
         )
 
 
@@ -335,6 +336,10 @@ class Run(models.Model):
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.PLANNING)
     source_run = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries"
+    )
+    # A recall of one delivery (from the history's batch page) holds only that one.
+    recall_only = models.ForeignKey(
+        "campaigns.Delivery", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Planning walks the target list by primary key; this is how far it got.
     planned_through = models.BigIntegerField(default=0)

@@ -35,7 +35,8 @@ def params_for(mode: str, spec: PushSpec, batch_ids: Iterable[int]) -> dict[int,
             .order_by("pk")
             .values_list("batch_id", "target_id", "recall_of__msg_key")
         ):
-            rows[batch_id].append((target_id, message_id))
+            rows[batch_id].append((message_id, target_id))
+        # one message per call: RevokePushMessage takes one MessageId and one TargetId
         return {batch_id: wire.revoke_params(spec, *group[0]) for batch_id, group in rows.items()}
     if mode == MULTIPLE:
         for batch_id, target_id, key, values in (
