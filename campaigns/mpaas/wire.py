@@ -167,7 +167,8 @@ def multiple_params(
     TemplateKeyValue or SMS fields.
 
     ``targets`` are (target id, msgKey, own values) in order; each target's
-    TemplateKeyValue is the spec's fixed values overlaid with its own. A placeholder
+    TemplateKeyValue is the spec's fixed values (of placeholders not per person)
+    overlaid with its own. A placeholder
     left without a non-empty value raises StrategyError: nothing is ever sent empty."""
     problems = _target_problems({t: k for t, k, _v in targets}, Limits(max_targets=max_targets))
     if len({t for t, _k, _v in targets}) != len(targets):
@@ -184,7 +185,9 @@ def multiple_params(
     }
     params.update({key: value for key, value in _optional(spec).items() if value})
     for n, (target, key, own) in enumerate(targets, start=1):
-        values = {**dict(spec.template_values), **dict(own or {})}
+        fixed = {k: v for k, v in spec.template_values.items() if k not in spec.per_person}
+        values = {**fixed, **dict(own or {})}
+        # a per-person placeholder never falls back to the fixed value
         missing = [p for p in spec.template_placeholders if not str(values.get(p) or "").strip()]
         if missing:
             raise StrategyError(

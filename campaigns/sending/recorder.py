@@ -378,7 +378,8 @@ def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
                     .values_list("consecutive_failures", flat=True)
                     .get()
                 )
-                if streak >= settings.PUSH_MAX_CONSECUTIVE_FAILURES:
+                # a recall's failures (too old, not found) never pause the campaign
+                if streak >= settings.PUSH_MAX_CONSECUTIVE_FAILURES and ctx.mode != calls.RECALL:
                     pause_reason = _(
                         "Paused automatically after %(count)d permanent failures in a row; "
                         "the last was %(code)s: %(message)s"
