@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, queueing, scheduling
+from campaigns import audit, perperson, queueing, scheduling
 from campaigns.conf import push_limits
 from campaigns.models import Campaign, Occurrence, Run, ScheduledTask
 from campaigns.mpaas import strategy
@@ -41,6 +41,8 @@ def launch_errors(campaign: Campaign) -> dict[str, list[str]]:
         errors.setdefault("target_list", []).append(_("The target list is empty."))
     if mismatch := campaign.template.app_error(campaign.credential):
         errors.setdefault("template", []).append(mismatch)
+    for key, messages in perperson.launch_errors(campaign).items():
+        errors.setdefault(key, []).extend(messages)
     return errors
 
 
@@ -201,7 +203,7 @@ def retry_failed(campaign: Campaign, user, *, request=None) -> Run:
             raise StateError(_("Only a finished campaign with failed targets can be retried."))
         run = Run.objects.create(
             campaign=campaign,
-            number=source.number + 1,
+            number=campaign.runs.order_by("-number").values_list("number", flat=True)[0] + 1,
             kind=Run.Kind.RETRY,
             source_run=source,
             launched_by=user,

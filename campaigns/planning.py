@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,11 +20,12 @@ from django.utils import timezone
 
 from campaigns import queueing, scheduling, sweeper
 from campaigns.bulkrows import insert_rows
-from campaigns.conf import push_limits
+from campaigns.conf import multiple_batch_size, push_limits
 from campaigns.models import Batch, Campaign, Delivery, Run, Target
 from campaigns.mpaas import wire
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
+from campaigns.sending import calls
 
 
 def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
@@ -46,15 +48,35 @@ def first_call(campaign: Campaign) -> dict[str, str] | None:
     the list is empty: the first batch as planning will make it, sent as `spec_for`
     says."""
     limits = push_limits()
+    per_person = campaign.per_person()
+    size = multiple_batch_size() if per_person else limits.max_targets
     refs = list(
         Target.objects.filter(target_list=campaign.target_list)
         .order_by("pk")
-        .values_list("pk", "target_id")[: limits.max_targets]
+        .values_list("pk", "target_id", "values")[:size]
     )
     if not refs:
         return None
-    targets = {target: msg_key(campaign.pk, 1, ref) for ref, target in refs}
+    if per_person:
+        columns = campaign.value_columns
+        group = [
+            (target, msg_key(campaign.pk, 1, ref), own_values(columns, values))
+            for ref, target, values in refs
+        ]
+        return wire.multiple_params(spec_for(campaign), group, max_targets=size)
+    targets = {target: msg_key(campaign.pk, 1, ref) for ref, target, _values in refs}
     return wire.template_params(spec_for(campaign), targets, limits=limits)
+
+
+def own_values(columns: dict[str, str], row: dict | None) -> dict[str, str]:
+    """A target's per-person values: placeholder -> the text of its mapped column
+    (placeholders whose column is empty for it are left out; wire refuses to send them)."""
+    row = row or {}
+    return {
+        placeholder: str(row[column])
+        for placeholder, column in columns.items()
+        if str(row.get(column) or "").strip()
+    }
 
 
 def plan(run_id: int) -> str:
@@ -75,7 +97,7 @@ def plan(run_id: int) -> str:
 
 def plan_chunk(run_id: int) -> bool:
     """Plan one chunk in one transaction. Returns True when planning is complete."""
-    batch_size = min(settings.PUSH_BATCH_SIZE, 10)
+    batch_size = calls.batch_size(_mode(run_id))
     chunk_size = max(batch_size, settings.PUSH_PLAN_CHUNK // batch_size * batch_size)
     now = timezone.now()
     with transaction.atomic():
@@ -107,29 +129,67 @@ def plan_chunk(run_id: int) -> bool:
         return not refs
 
 
-def batches_of(items: list, size: int) -> list[list]:
-    """Split `items` in order into groups of at most `size` (never more than 10)."""
-    size = max(1, min(size, 10))
+def batches_of(items: list, size: int, cap: int = 10) -> list[list]:
+    """Split `items` in order into groups of at most `size` (never more than `cap`: 10
+    for PushTemplate, 100 for PushMultiple)."""
+    size = max(1, min(size, cap))
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _next_refs(run: Run, limit: int) -> list[tuple[int, str]]:
+def _mode(run_id: int) -> str:
+    run = Run.objects.select_related("campaign").get(pk=run_id)
+    return calls.mode_of(run, run.campaign)
+
+
+def recallable(campaign: Campaign):
+    """Deliveries of the campaign's sending runs that went out and are not recalled yet
+    (a recall run's own deliveries are not among them)."""
+    return (
+        Delivery.objects.filter(run__campaign=campaign, status=Delivery.Status.SENT)
+        .exclude(run__kind=Run.Kind.RECALL)
+        .exclude(recalls__status=Delivery.Status.SENT)
+    )
+
+
+def recall_cutoff(moment):
+    """Deliveries finished before this cannot be recalled any more (RECALL_DAYS)."""
+    return moment - timedelta(days=settings.RECALL_DAYS)
+
+
+# A ref: (row id, target id, per-person values or None, recalled delivery id or None).
+Ref = tuple[int, str, dict | None, int | None]
+
+
+def _next_refs(run: Run, limit: int) -> list[Ref]:
+    campaign = run.campaign
+    if run.kind == Run.Kind.RECALL:
+        rows = recallable(campaign).filter(
+            finished_at__gte=recall_cutoff(run.created_at), pk__gt=run.planned_through
+        )
+        if run.recall_only_id:
+            rows = rows.filter(pk=run.recall_only_id)
+        found = rows.order_by("pk").values_list("pk", "target_id")[:limit]
+        return [(pk, target, None, pk) for pk, target in found]
     if run.kind == Run.Kind.RETRY:
         rows = Delivery.objects.filter(
             run_id=run.source_run_id, status=Delivery.Status.FAILED, pk__gt=run.planned_through
         )
-    else:
-        rows = Target.objects.filter(
-            target_list_id=run.campaign.target_list_id, pk__gt=run.planned_through
-        )
-    return list(rows.order_by("pk").values_list("pk", "target_id")[:limit])
+        found = rows.order_by("pk").values_list("pk", "target_id", "values")[:limit]
+        return [(pk, target, values, None) for pk, target, values in found]
+    rows = Target.objects.filter(target_list_id=campaign.target_list_id, pk__gt=run.planned_through)
+    if not campaign.per_person():
+        found = rows.order_by("pk").values_list("pk", "target_id")[:limit]
+        return [(pk, target, None, None) for pk, target in found]
+    columns = campaign.value_columns
+    found = rows.order_by("pk").values_list("pk", "target_id", "values")[:limit]
+    return [(pk, target, own_values(columns, values), None) for pk, target, values in found]
 
 
 def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -> None:
     cancelled = run.status == Run.Status.CANCELLED
     batch_status = Batch.Status.CANCELLED if cancelled else Batch.Status.PENDING
     delivery_status = Delivery.Status.CANCELLED if cancelled else Delivery.Status.PENDING
-    groups = batches_of(refs, batch_size)
+    groups = batches_of(refs, batch_size, cap=batch_size)
     first_seq = run.batch_count
 
     # A batch takes the model's default for every column set neither here nor per row;
@@ -160,9 +220,20 @@ def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -
         .values_list("pk", flat=True)
     )
     finished = connection.ops.adapt_datetimefield_value(now) if cancelled else None
+    as_json = Delivery._meta.get_field("values")
     insert_rows(
         Delivery,
-        ["run_id", "batch_id", "target_id", "msg_key", "status", "result_code", "finished_at"],
+        [
+            "run_id",
+            "batch_id",
+            "target_id",
+            "msg_key",
+            "status",
+            "result_code",
+            "finished_at",
+            "values",
+            "recall_of_id",
+        ],
         (
             (
                 run.pk,
@@ -172,9 +243,11 @@ def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -
                 delivery_status,
                 "",
                 finished,
+                None if values is None else as_json.get_db_prep_save(values, connection),
+                recall_of,
             )
             for batch_id, group in zip(batches, groups, strict=True)
-            for ref, target_id in group
+            for ref, target_id, values, recall_of in group
         ),
     )
     count = len(refs)

@@ -61,6 +61,19 @@ def close_run_if_done(run_id: int) -> str | None:
             campaign_status = _campaign_status_after(run, final)
         if not closed:
             return None
+        if run.kind == Run.Kind.RECALL:  # a recall leaves the campaign's status alone
+            audit.record(
+                "campaign.recall_finished",
+                obj=run.campaign,
+                details={
+                    "run": run.number,
+                    "status": final,
+                    "recalled": run.sent,
+                    "failed": run.failed,
+                    "cancelled": run.cancelled,
+                },
+            )
+            return final
         Campaign.objects.filter(
             pk=run.campaign_id,
             status__in=[Campaign.Status.SENDING, Campaign.Status.CANCELLED],

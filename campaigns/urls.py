@@ -4,6 +4,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("campaigns.views.dashboard")),
+    # before campaigns.views.campaigns, whose <pk>/<action>/ would take these paths
+    path("campaigns/", include("campaigns.views.recall")),
     path("campaigns/", include("campaigns.views.campaigns")),
     path("templates/", include("campaigns.views.templates")),
     path("lists/", include("campaigns.views.target_lists")),

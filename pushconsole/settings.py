@@ -270,6 +270,11 @@ PUSH_EXPIRED_MAX = env_int("PUSH_EXPIRED_MAX", 259200)
 PUSH_TRANSPARENT_PAYLOAD_MAX_BYTES = env_int("PUSH_TRANSPARENT_PAYLOAD_MAX_BYTES", 4096)
 PUSH_VENDOR_TEMPLATE_MAX_BYTES = env_int("PUSH_VENDOR_TEMPLATE_MAX_BYTES", 4096)
 PUSH_BATCH_SIZE = min(env_int("PUSH_BATCH_SIZE", 10), 10)  # 10 is mPaaS's hard maximum
+# Targets per PushMultiple call (per-person values). mPaaS takes at most 100: a larger
+# value is not cut silently, launch refuses with a message naming this setting.
+PUSH_MULTIPLE_BATCH_SIZE = env_int("PUSH_MULTIPLE_BATCH_SIZE", 100)
+# Only messages sent in the last RECALL_DAYS days can be recalled (mPaaS: 7).
+RECALL_DAYS = env_int("RECALL_DAYS", 7)
 PUSH_CONCURRENCY = env_int("PUSH_CONCURRENCY", 8)
 PUSH_MAX_ATTEMPTS = env_int("PUSH_MAX_ATTEMPTS", 6)
 PUSH_BACKOFF_BASE = env_float("PUSH_BACKOFF_BASE", 0.5)

@@ -50,9 +50,19 @@ def check_invariants(campaign: Campaign, ledger: list[dict], *, rate_limit: floa
     """Every target of every run has exactly one final outcome; no target went out under
     two msgKeys; no call carried more than 10 targets; counters match the rows; and the
     sandbox never saw more calls in a second than the limit."""
-    calls = [r for r in ledger if r["action"] == "PushTemplate" and r.get("targets")]
+    calls = [
+        r for r in ledger if r["action"] in ("PushTemplate", "PushMultiple") and r.get("targets")
+    ]
     task_calls = [r for r in calls if r.get("task_name") == campaign.task_name]
-    assert all(len(r["targets"]) <= 10 for r in task_calls), "a call carried more than 10 targets"
+    assert all(len(r["targets"]) <= 10 for r in task_calls if r["action"] == "PushTemplate"), (
+        "a PushTemplate call carried more than 10 targets"
+    )
+    assert all(len(r["targets"]) <= 100 for r in task_calls), "a call carried more than 100"
+    revoked = {
+        (r["params"]["MessageId"], r["params"]["TargetId"])
+        for r in ledger
+        if r["action"] == "RevokePushMessage" and r.get("accepted")
+    }
     keys_by_target: dict[str, set[str]] = defaultdict(set)
     for record in task_calls:
         if record.get("accepted"):
@@ -80,6 +90,13 @@ def check_invariants(campaign: Campaign, ledger: list[dict], *, rate_limit: floa
             == deliveries.filter(status=Delivery.Status.PENDING).count()
         )
         assert run.batch_count == Batch.objects.filter(run=run).count()
+        if run.kind == Run.Kind.RECALL:
+            # every delivery recorded as recalled was revoked by mPaaS, once per delivery
+            for target, key in deliveries.filter(status=Delivery.Status.SENT).values_list(
+                "target_id", "recall_of__msg_key"
+            ):
+                assert (key, target) in revoked, f"{target} recorded recalled but not revoked"
+            continue
         sent_keys = {
             key: target
             for target, key in deliveries.filter(status=Delivery.Status.SENT).values_list(
@@ -97,7 +114,8 @@ def check_invariants(campaign: Campaign, ledger: list[dict], *, rate_limit: floa
                 f"{target} sent under two msgKeys in one run: {keys}"
             )
     if rate_limit:
-        times = sorted(r["ts"] for r in ledger if r["action"] == "PushTemplate")
+        sending = ("PushTemplate", "PushMultiple", "RevokePushMessage")
+        times = sorted(r["ts"] for r in ledger if r["action"] in sending)
         peak, start = 0, 0
         for end, moment in enumerate(times):
             while moment - times[start] >= 1.0:

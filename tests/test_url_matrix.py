@@ -58,6 +58,10 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "campaign-progress": both(READ),
     "campaign-duplicate": both(SEND),
     "campaign-action": both(SEND),
+    "campaign-values": both(SEND),
+    "campaign-recall": both(READ),
+    "campaign-recall-start": both(SEND),
+    "campaign-recall-cancel": both(SEND),
     # message templates (the edit page is also the auditors' read page)
     "template-list": both(READ),
     "template-create": both(SEND),
@@ -144,6 +148,7 @@ PK_OBJECTS = {
 # Values for the other path parameters.
 OTHER_PARAMS = {
     "action": "pause",
+    "run": 1,
     "key": "no-such-key",
     "queue_index": 0,
     "scheduler_index": 0,

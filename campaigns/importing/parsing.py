@@ -106,6 +106,7 @@ class _Run:
     values: list[str]
     reasons: dict[int, str]
     end_of: Callable[[int], int]
+    texts: list[str] | None = None  # each row's whole decoded line (with `keep_lines`)
 
 
 class _LineEnds:
@@ -139,6 +140,8 @@ class _Parser:
         self.next_row = 1 if column is None else 2
         self.blank_rows = 0
         self.index: int | None = None
+        self.names: list[str] = []  # the header's column names (CSV with a header)
+        self.keep_lines = False  # set to read line by line, keeping each row's text
         self.delimiter = self.missing = ""
         if column is not None:
             self._read_header(first, column)
@@ -153,6 +156,7 @@ class _Parser:
             )
         self.delimiter = delimiter = max(",;\t", key=text.count)
         names = [name.strip() for name in _cells(text, delimiter)]
+        self.names = names
         wanted = column.strip().casefold()
         try:
             self.index = [name.casefold() for name in names].index(wanted)
@@ -193,7 +197,7 @@ class _Parser:
 
     def _plain_values(self, block: bytes) -> list[str] | None:
         """The values of a block's rows if every line is a plain row, else None."""
-        if b"\x00" in block:
+        if self.keep_lines or b"\x00" in block:
             return None
         try:
             text = block.decode("utf-8")
@@ -227,12 +231,14 @@ class _Parser:
         values: list[str] = []
         reasons: dict[int, str] = {}
         ends: list[int] = []
+        texts: list[str] = []
 
         def take_blanks(end: int) -> None:
             for _blank in range(self.blank_rows):
                 reasons[len(values)] = self.empty
                 values.append("")
                 ends.append(end)
+                texts.append("")
             self.blank_rows = 0
 
         for raw, too_long, end in lines:
@@ -250,10 +256,11 @@ class _Parser:
                 reasons[len(values)] = reason
             values.append(value)
             ends.append(end)
+            texts.append(text)
         if flush_blanks_at is not None:
             take_blanks(flush_blanks_at)
         if values:
-            yield _Run(first_row, values, reasons, ends.__getitem__)
+            yield _Run(first_row, values, reasons, ends.__getitem__, texts)
 
 
 def _split_lines(block: bytes, start: int, end: int) -> Iterator[tuple[bytes, bool, int]]:

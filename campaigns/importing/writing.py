@@ -238,6 +238,12 @@ def import_targets(
     file as a whole is unusable. Each import, even one that fails part-way, is audited.
     """
     parser = _Parser(stream, column)
+    if len([name for name in parser.names if name]) > 1:
+        from campaigns.importing.columns import import_with_values
+
+        return import_with_values(
+            target_list, parser, chunk_size=chunk_size, progress=progress, actor=actor
+        )
     delivery_type = target_list.delivery_type
     before = Target.objects.filter(target_list=target_list).aggregate(m=Max("id"))["m"] or 0
     result = ImportResult()
@@ -278,14 +284,16 @@ def import_targets(
         if in_chunk:
             flush()
     except Exception:
-        _audit(target_list, actor, result, column, bytes_read(), interrupted=True)
+        audit_import(target_list, actor, result, column, bytes_read(), interrupted=True)
         raise
-    _audit(target_list, actor, result, column, bytes_read(), interrupted=False)
+    audit_import(target_list, actor, result, column, bytes_read(), interrupted=False)
     target_list.refresh_from_db(fields=["target_count", "updated_at"])
     return result
 
 
-def _audit(target_list, actor, result: ImportResult, column, bytes_read, *, interrupted) -> None:
+def audit_import(
+    target_list, actor, result: ImportResult, column, bytes_read, *, interrupted
+) -> None:
     details = {
         "rows_read": result.rows_read,
         "added": result.added,

@@ -78,6 +78,9 @@ class Campaign(models.Model):
         verbose_name=_("template"),
     )
     template_values = models.JSONField(_("template values"), default=dict, blank=True)
+    # Per-person values: placeholder -> the target list's column it is read from. Such a
+    # campaign sends with PushMultiple; the other placeholders keep template_values.
+    value_columns = models.JSONField(_("per-person columns"), default=dict, blank=True)
     target_list = models.ForeignKey(
         TargetList,
         on_delete=models.PROTECT,
@@ -214,7 +217,12 @@ class Campaign(models.Model):
         return self.status in self.SENDING_NOW
 
     def latest_run(self) -> Run | None:
-        return self.runs.order_by("-number").first()
+        """The latest run that sends (a recall run is not one)."""
+        return self.runs.exclude(kind=Run.Kind.RECALL).order_by("-number").first()
+
+    def per_person(self) -> bool:
+        """Whether some placeholder takes each target's own value (PushMultiple)."""
+        return bool(self.value_columns)
 
     def move(self, allowed: frozenset[str], **fields) -> bool:
         """Conditional UPDATE: set `fields` only if the campaign's status in the database
@@ -262,6 +270,7 @@ class Campaign(models.Model):
             silent=self.silent,
             channel_id=self.channel_id,
             vendor_template=self.vendor_template,
+            per_person=tuple(self.value_columns or ()),
         )
 
 
@@ -336,6 +345,7 @@ class Run(models.Model):
         INITIAL = "initial", _("Initial send")
         RETRY = "retry", _("Retry of failed targets")
         OCCURRENCE = "occurrence", _("Scheduled occurrence")
+        RECALL = "recall", _("Recall of sent messages")
 
     class Status(models.TextChoices):
         PLANNING = "planning", _("Planning")
@@ -356,6 +366,10 @@ class Run(models.Model):
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.PLANNING)
     source_run = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries"
+    )
+    # A recall of one delivery (from the history's batch page) holds only that one.
+    recall_only = models.ForeignKey(
+        "campaigns.Delivery", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Planning walks the target list by primary key; this is how far it got.
     planned_through = models.BigIntegerField(default=0)

@@ -75,6 +75,13 @@ class Delivery(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     result_code = models.CharField(max_length=64, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Per-person values (placeholder -> value) fixed at planning, sent with PushMultiple.
+    values = models.JSONField(null=True, blank=True)
+    # In a recall run: the delivery whose message this one revokes (its msgKey is the
+    # MessageId); status sent = revoked.
+    recall_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="recalls"
+    )
 
     class Meta:
         constraints = [

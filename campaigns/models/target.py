@@ -17,6 +17,9 @@ class TargetList(models.Model):
     description = models.CharField(_("description"), max_length=300, blank=True)
     # Maintained by the importer, so that showing a list never counts its rows.
     target_count = models.PositiveIntegerField(_("targets"), default=0, editable=False)
+    # Names of the columns a CSV import carried besides the target ID, in file order
+    # (their values are kept per target, for per-person template values).
+    value_columns = models.JSONField(_("value columns"), default=list, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -39,6 +42,8 @@ class Target(models.Model):
         TargetList, on_delete=models.CASCADE, related_name="targets", db_index=False
     )
     target_id = models.CharField(_("target ID"), max_length=200)
+    # The row's other columns (column name -> text), when the import carried any.
+    values = models.JSONField(_("values"), null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -275,7 +275,20 @@ class PushClient:
 
         Returns the reply when mPaaS accepted the push; raises PushError otherwise,
         including business failures that arrive as HTTP 200 with Success=false."""
-        data, body, status, latency = self._call("PushTemplate", params)
+        return self._push("PushTemplate", params)
+
+    def push_multiple(self, params: Mapping[str, Any]) -> PushReply:
+        """Call PushMultiple (≤ 100 targets, each its own values and msgKey; params from
+        `wire.multiple_params`). Answers are read as PushTemplate's."""
+        return self._push("PushMultiple", params)
+
+    def revoke(self, params: Mapping[str, Any]) -> PushReply:
+        """Call RevokePushMessage (MessageId = the msgKey, TargetId; `wire.revoke_params`).
+        Returns the reply when the message was revoked; raises PushError otherwise."""
+        return self._push("RevokePushMessage", params)
+
+    def _push(self, action: str, params: Mapping[str, Any]) -> PushReply:
+        data, body, status, latency = self._call(action, params)
         result = data.get("PushResult")
         code = str(data.get("ResultCode") or "")
         request_id = str(data.get("RequestId") or "")

@@ -105,6 +105,8 @@ class PushSpec:
     silent: int | None = None
     channel_id: str = ""
     vendor_template: Mapping[str, Any] | None = None
+    # Placeholders each target fills with its own value (PushMultiple): no fixed value.
+    per_person: tuple[str, ...] = ()
 
 
 class StrategyError(ValueError):
@@ -215,7 +217,8 @@ def _basics(spec: PushSpec) -> Iterator[Problem]:
 
 def _template_values(spec: PushSpec) -> Iterator[Problem]:
     """One value for each placeholder of the template, and no others."""
-    if missing := [p for p in spec.template_placeholders if p not in spec.template_values]:
+    given = set(spec.template_values) | set(spec.per_person)
+    if missing := [p for p in spec.template_placeholders if p not in given]:
         msg = _("Template values are missing for %(p)s.")
         yield "template_values", msg % {"p": _tags(missing)}
     if unknown := [k for k in spec.template_values if k not in spec.template_placeholders]:

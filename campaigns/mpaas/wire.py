@@ -133,6 +133,20 @@ def template_params(
         "TargetMsgkey": _json(targets),
         "ExpiredSeconds": str(spec.expired_seconds),
     }
+    optional = _optional(spec)
+    if spec.sms_strategy:  # the SMS fields mean nothing, and are not validated, while off
+        optional |= {
+            "SmsStrategy": str(spec.sms_strategy),
+            "SmsSignName": spec.sms_sign_name,
+            "SmsTemplateCode": spec.sms_template_code,
+            "SmsTemplateParam": _json_or_none(spec.sms_template_param),
+        }
+    params.update({key: value for key, value in optional.items() if value})
+    return params
+
+
+def _optional(spec: PushSpec) -> dict[str, str | None]:
+    """The optional fields PushTemplate and PushMultiple share (SMS is PushTemplate's)."""
     dismissal = spec.dismissal_date
     optional: dict[str, str | None] = {
         "ExtendedParams": _json_or_none(spec.extended_params),
@@ -156,15 +170,7 @@ def template_params(
             "TransparentMessagePayload": _json_or_none(spec.transparent_payload),
             "TransparentMessageUrgency": spec.transparent_urgency,
         }
-    if spec.sms_strategy:  # the SMS fields mean nothing, and are not validated, while off
-        optional |= {
-            "SmsStrategy": str(spec.sms_strategy),
-            "SmsSignName": spec.sms_sign_name,
-            "SmsTemplateCode": spec.sms_template_code,
-            "SmsTemplateParam": _json_or_none(spec.sms_template_param),
-        }
-    params.update({key: value for key, value in optional.items() if value})
-    return params
+    return optional
 
 
 def beyond_api_version(api_version: str, params: Mapping[str, str]) -> list[str]:
@@ -175,3 +181,61 @@ def beyond_api_version(api_version: str, params: Mapping[str, str]) -> list[str]
     if api_version != "2019-08-21":
         return []
     return sorted(set(params) - V2019_PUSH_TEMPLATE_PARAMS)
+
+
+def multiple_params(
+    spec: PushSpec, targets: list[tuple[str, str, Mapping[str, str]]], *, max_targets: int = 100
+) -> dict[str, str]:
+    """The PushMultiple business parameters for one call, flattened as the official
+    ``PushMultipleRequest`` is: ``TargetMsg.N.Target``, ``TargetMsg.N.MsgKey`` and
+    ``TargetMsg.N.TemplateKeyValue`` (N from 1), no top-level TargetMsgkey,
+    TemplateKeyValue or SMS fields.
+
+    ``targets`` are (target id, msgKey, own values) in order; each target's
+    TemplateKeyValue is the spec's fixed values (of placeholders not per person)
+    overlaid with its own. A placeholder
+    left without a non-empty value raises StrategyError: nothing is ever sent empty."""
+    problems = _target_problems({t: k for t, k, _v in targets}, Limits(max_targets=max_targets))
+    if len({t for t, _k, _v in targets}) != len(targets):
+        problems.append(_("A target may appear only once in a call."))
+    if problems:
+        raise StrategyError({"": problems})
+    params = {
+        "AppId": spec.app_id,
+        "WorkspaceId": spec.workspace_id,
+        "TaskName": spec.task_name,
+        "TemplateName": spec.template_name,
+        "DeliveryType": str(spec.delivery_type),
+        "ExpiredSeconds": str(spec.expired_seconds),
+    }
+    params.update({key: value for key, value in _optional(spec).items() if value})
+    for n, (target, key, own) in enumerate(targets, start=1):
+        fixed = {k: v for k, v in spec.template_values.items() if k not in spec.per_person}
+        values = {**fixed, **dict(own or {})}
+        # a per-person placeholder never falls back to the fixed value
+        missing = [p for p in spec.template_placeholders if not str(values.get(p) or "").strip()]
+        if missing:
+            raise StrategyError(
+                {
+                    "": [
+                        _("Target %(target)s has no value for %(names)s.")
+                        % {"target": target, "names": ", ".join(missing)}
+                    ]
+                }
+            )
+        params[f"TargetMsg.{n}.Target"] = target
+        params[f"TargetMsg.{n}.MsgKey"] = key
+        params[f"TargetMsg.{n}.TemplateKeyValue"] = _json(values)
+    return params
+
+
+def revoke_params(spec: PushSpec, message_id: str, target_id: str) -> dict[str, str]:
+    """The RevokePushMessage business parameters: MessageId is the msgKey it was sent with."""
+    if not message_id or not target_id:
+        raise StrategyError({"": [_("A recall needs the message's msgKey and its target.")]})
+    return {
+        "AppId": spec.app_id,
+        "WorkspaceId": spec.workspace_id,
+        "MessageId": message_id,
+        "TargetId": target_id,
+    }

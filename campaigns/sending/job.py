@@ -16,6 +16,7 @@ from campaigns.faults import fault_point
 from campaigns.models import Run
 from campaigns.mpaas.client import TRANSIENT, PushClient, PushError
 
+from . import calls
 from .claims import Claim, Outcome
 from .recorder import RunContext, RunLedger, has_pending
 from .sender import CONNECTION_ERRORS, Sender
@@ -94,6 +95,7 @@ def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
         ),
         worker=f"{socket.gethostname()}:{os.getpid()}:{slot.name}",
         shard=slot.index,
+        mode=calls.mode_of(run, campaign),
     )
 
 
@@ -132,7 +134,7 @@ def call(ctx: RunContext, claim: Claim) -> Outcome:
                         ),
                     ),
                 )
-            reply = ctx.client.push_template(claim.params)
+            reply = calls.make_call(ctx.mode, ctx.client, claim.params)
     except PushError as exc:
         return Outcome(claim, error=exc)
     except Exception as exc:  # noqa: BLE001 - e.g. Redis gone: the lease expires, the sweeper re-queues

@@ -26,9 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import audit, ratelimit
-from campaigns.conf import push_limits
 from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, RunTally, ScheduledTask
-from campaigns.mpaas import wire
 from campaigns.mpaas.client import (
     AMBIGUOUS,
     PERMANENT,
@@ -40,6 +38,7 @@ from campaigns.mpaas.client import (
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
 
+from . import calls
 from .claims import Claim, Outcome
 
 log = logging.getLogger(__name__)
@@ -58,6 +57,7 @@ class RunContext:
     limiter: ratelimit.RateLimiter
     worker: str
     shard: int = 0  # the send slot's index, which is also the job's RunTally shard
+    mode: str = calls.TEMPLATE  # which action the run's calls make (calls.mode_of)
     stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0})
 
     def count(self, key: str, n: int = 1) -> None:
@@ -206,16 +206,7 @@ def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
     )
     if claimed != len(ids):  # cannot happen: the rows are locked (or SQLite's one writer)
         raise RuntimeError(f"claimed {claimed} of {len(ids)} locked batches")
-    targets: dict[int, dict[str, str]] = {batch_id: {} for batch_id in ids}
-    for batch_id, target_id, key in Delivery.objects.filter(batch_id__in=ids).values_list(
-        "batch_id", "target_id", "msg_key"
-    ):
-        targets[batch_id][target_id] = key
-    limits = push_limits()
-    params = {
-        batch_id: wire.template_params(ctx.spec, targets[batch_id], limits=limits)
-        for batch_id in ids
-    }
+    params = calls.params_for(ctx.mode, ctx.spec, ids)
     attempts = Attempt.objects.bulk_create(
         Attempt(
             batch_id=batch_id,
@@ -402,7 +393,8 @@ def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
                     .values_list("consecutive_failures", flat=True)
                     .get()
                 )
-                if streak >= settings.PUSH_MAX_CONSECUTIVE_FAILURES:
+                # a recall's failures (too old, not found) never pause the campaign
+                if streak >= settings.PUSH_MAX_CONSECUTIVE_FAILURES and ctx.mode != calls.RECALL:
                     pause_reason = _(
                         "Paused automatically after %(count)d permanent failures in a row; "
                         "the last was %(code)s: %(message)s"

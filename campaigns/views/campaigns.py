@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
 from campaigns import audit, charts, doubts, lifecycle, paging, planning, scheduling
-from campaigns.conf import push_limits
+from campaigns.conf import multiple_batch_size, push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
 from campaigns.mpaas import wire
@@ -155,7 +155,8 @@ def campaign_review(request, pk: int):
     campaign = _campaign(pk)
     errors = lifecycle.launch_errors(campaign) if campaign.can_launch() else {}
     count = campaign.target_list.target_count
-    calls = math.ceil(count / push_limits().max_targets) if count else 0
+    size = multiple_batch_size() if campaign.per_person() else push_limits().max_targets
+    calls = math.ceil(count / size) if count else 0
     seconds = calls / campaign.credential.rate_limit if calls else 0
     params = None if errors else planning.first_call(campaign)
     return render(
