@@ -71,6 +71,15 @@ def steps(world) -> dict[str, list[tuple[str, object]]]:
         page.locator("main form[action$='/verify/'] button").click()
         page.wait_for_url("**/verify/")
 
+    def paste(text, shows):
+        def go(page, base):
+            page.goto(base + reverse("target-list-detail", args=[lst]))
+            page.locator("#id_text").fill(text)
+            page.locator("form[action$='/paste/'] button[type='submit']").click()
+            expect(page.locator(shows)).to_be_visible()
+
+        return go
+
     def open_menu(page, base):
         page.goto(base + reverse("home"))
         if page.locator(".navbar-toggler").is_visible():
@@ -96,6 +105,8 @@ def steps(world) -> dict[str, list[tuple[str, object]]]:
         ("target lists", (reverse("target-list-list"), 200)),
         ("target list, new", (reverse("target-list-create"), 200)),
         ("target list", (reverse("target-list-detail", args=[lst]), 200)),
+        ("target list, failed paste", paste("", "#error-summary")),
+        ("target list, import outcome", paste("new-1\nnew-2\n" + "x" * 300, "#import-errors")),
         ("target list, delete", (reverse("target-list-delete", args=[lst]), 200)),
         ("send history", (reverse("history-list"), 200)),
         ("send history, search", (reverse("history-list") + "?target_id=user-007", 200)),

@@ -63,6 +63,10 @@ def test_keyboard_alone_builds_launches_hears_completion_and_switches_language(
     tab_to(page, id="id_task_name")
     page.keyboard.type("Keyboard sale")
     choose_first_option(page, "id_credential")
+    live = page.get_by_test_id("live-status")
+    expect(live).to_have_text(
+        "Sandbox: times in Asia/Shanghai, 0 of 100 mPaaS scheduled tasks in use"
+    )
     choose_first_option(page, "id_template")
     expect(page.locator("#id_value__name")).to_be_visible()  # fields for its placeholders
     choose_first_option(page, "id_target_list")
@@ -71,9 +75,7 @@ def test_keyboard_alone_builds_launches_hears_completion_and_switches_language(
     tab_to(page, id="id_value__coupon")
     page.keyboard.type("C-9")
     # the preview is announced as one short sentence through the stable status element
-    expect(page.get_by_test_id("live-status")).to_have_text(
-        "Preview: Hi Ann. Coupon C-9 for you", timeout=10_000
-    )
+    expect(live).to_have_text("Preview: Hi Ann. Coupon C-9 for you", timeout=10_000)
     tab_to(page, name="Save draft and review")
     page.keyboard.press("Enter")
     page.wait_for_url("**/review/")
@@ -92,7 +94,7 @@ def test_keyboard_alone_builds_launches_hears_completion_and_switches_language(
     page.evaluate("window.stillTheSamePage = true")
     tab_to(page, name="Duplicate as new draft")
     with workers(redis_url, count=1, PUSH_JOB_SECONDS="5"):
-        expect(page.get_by_test_id("live-status")).to_have_text(
+        expect(live).to_have_text(
             "Keyboard sale: Completed, 25 of 25 sent, 0 failed", timeout=30_000
         )
         expect(page.get_by_test_id("request-id")).to_have_count(3, timeout=10_000)
@@ -115,7 +117,8 @@ def test_keyboard_alone_builds_launches_hears_completion_and_switches_language(
     page.keyboard.press("Enter")
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     expect(page.locator("#user-menu")).to_have_text("mark")  # still signed in
-    expect(page.get_by_role("link", name="Skip to main content")).to_have_count(0)
+    expect(page.get_by_role("link", name="跳到主要内容")).to_have_count(1)
+    expect(page.get_by_role("link", name="推送活动")).to_be_visible()
     assert UserPreference.objects.get(user=marketer).language == "zh-hans"
 
 

@@ -5,8 +5,9 @@
 //    changes state, data-live-state; its text is written into the page's one stable
 //    role="status" element (#live-status), so a screen reader announces the sentence
 //    instead of nothing or the whole fragment. Content present when the page loaded is
-//    not announced. data-live-throttle="10" announces a fragment at most every 10 s
-//    unless its state changed (progress polled every second, completion at once).
+//    not announced; a fragment swapped in is, when its sentence is new or changed.
+//    data-live-throttle="10" announces a fragment at most every 10 s unless its state
+//    changed (progress is polled every second; completion is announced at once).
 // 3. Focus that was inside swapped content does not fall to <body>.
 (function () {
   "use strict";
@@ -44,13 +45,17 @@
     var state = el.getAttribute("data-live-state") || "";
     var last = seen[key];
     var now = Date.now();
-    if (!swapped || !last) {
+    if (!swapped) {
       seen[key] = { text: text, state: state, at: 0 };
       return;
     }
-    if (text === last.text || !text) { return; }
-    var throttle = (parseInt(el.getAttribute("data-live-throttle"), 10) || 0) * 1000;
-    if (state === last.state && throttle && now - last.at < throttle) { return; }
+    if (last) {
+      if (text === last.text || !text) { return; }
+      var throttle = (parseInt(el.getAttribute("data-live-throttle"), 10) || 0) * 1000;
+      if (state === last.state && throttle && now - last.at < throttle) { return; }
+    } else if (!text) {
+      return;
+    }
     seen[key] = { text: text, state: state, at: now };
     say(text);
   }
