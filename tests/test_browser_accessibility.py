@@ -159,8 +159,10 @@ def walk(page, live_server, login, world, language: str, check) -> list[str]:
             response = page.goto(base + path)
             assert response.status == status, f"{role}: {label}: {path} answered {response.status}"
         page.wait_for_load_state()
-        # htmx marks elements whose request is in flight; polled pages never go idle
-        page.wait_for_function("!document.querySelector('.htmx-request')")
+        # htmx marks elements whose request is in flight; polled pages never go idle. (A
+        # function, not an expression: Playwright polls an expression with eval(), which
+        # the page's CSP rightly refuses.)
+        page.wait_for_function("() => !document.querySelector('.htmx-request')")
         problems.extend(f"{language} {role}: {label}: {p}" for p in check(page))
 
     # signed out first: the login page, and a failed sign-in
