@@ -64,6 +64,8 @@ def test_marketer_creates_template_with_live_preview(login, live_server, markete
     expect(page.locator("[data-preview=title]")).to_have_text("Hi <b>Ann</b>")  # escaped
     page.get_by_label("Sample value for #coupon#").press_sequentially("C-42")
     expect(page.locator("[data-preview=body]")).to_have_text("Coupon C-42")
+    # ...and a screen reader hears it as one sentence from the page's status element
+    expect(page.get_by_test_id("live-status")).to_have_text("Rendered: Hi <b>Ann</b>. Coupon C-42")
     assert fits_1280(page)
 
     page.get_by_role("button", name="Save template").click()

@@ -138,7 +138,7 @@ def test_progress_fragment_polls_while_active_and_stops_when_done(
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.COMPLETED)
     done = client.get(f"/campaigns/{campaign.pk}/progress/?was_active=1", HTTP_HX_REQUEST="true")
     assert "every 1s" not in done.content.decode()
-    assert done["HX-Refresh"] == "true"
+    assert done["HX-Trigger"] == "campaign-finished" and "HX-Refresh" not in done
 
 
 def test_auditor_reads_but_cannot_act(client, auditor, credential, template, target_list):

@@ -242,7 +242,9 @@ def campaign_detail(request, pk: int):
 def campaign_progress(request, pk: int):
     """htmx fragment polled every second while the campaign is active: the campaign, its
     latest run and the run's live counts (one statement over a few tally rows)."""
-    campaign = get_object_or_404(Campaign.objects.only("pk", "status", "status_reason"), pk=pk)
+    campaign = get_object_or_404(
+        Campaign.objects.only("pk", "status", "status_reason", "task_name"), pk=pk
+    )
     run = campaign.latest_run()
     active = campaign.is_sending_now()
     response = render(
@@ -256,8 +258,9 @@ def campaign_progress(request, pk: int):
         },
     )
     if not active and request.htmx and request.GET.get("was_active"):
-        # the outcome table and the actions change when sending ends: reload the page once
-        response["HX-Refresh"] = "true"
+        # the outcome table and the actions change when sending ends: the page re-fetches
+        # them in place (no reload, so focus and the announcement are kept)
+        response["HX-Trigger"] = "campaign-finished"
     return response
 
 
