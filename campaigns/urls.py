@@ -9,5 +9,6 @@ urlpatterns = [
     path("lists/", include("campaigns.views.target_lists")),
     path("credentials/", include("campaigns.views.credentials")),
     path("audit/", include("campaigns.views.audit_trail")),
+    path("approvals/", include("campaigns.views.approvals")),
     path("history/", include("campaigns.views.history")),
 ]

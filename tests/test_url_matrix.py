@@ -11,18 +11,20 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from accounts.roles import ADMIN, AUDITOR, MARKETING
+from accounts.roles import ADMIN, APPROVER, AUDITOR, MARKETING
+from campaigns import approvals
 from campaigns.models import Batch, Run
 from tests.pipeline_helpers import make_campaign
 
 pytestmark = pytest.mark.django_db
 
 ANONYMOUS = "anonymous"
-ROLES = (MARKETING, AUDITOR, ADMIN)
+ROLES = (MARKETING, AUDITOR, APPROVER, ADMIN)
 SIGNED_IN = frozenset(ROLES)  # any signed-in user, whatever the role
-READ = frozenset({MARKETING, AUDITOR, ADMIN})  # roles.can_read
+READ = frozenset({MARKETING, AUDITOR, APPROVER, ADMIN})  # roles.can_read
 SEND = frozenset({MARKETING, ADMIN})  # roles.can_send
 AUDIT = frozenset({AUDITOR, ADMIN})  # role_required(AUDITOR)
+APPROVE = frozenset({APPROVER, ADMIN})  # roles.can_approve
 ADMINS = frozenset({ADMIN})  # roles.admin_only
 PUBLIC = "public"  # no sign-in needed
 
@@ -90,6 +92,10 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "user-deactivate": both(ADMINS),
     "user-activate": both(ADMINS),
     "user-password": both(ADMINS),
+    # two-person approval
+    "approval-list": both(APPROVE),
+    "approval-detail": both(APPROVE),
+    "approval-submit": both(SEND),
     # audit trail
     "audit-list": both(AUDIT),
     "audit-verify": both(AUDIT),
@@ -129,6 +135,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
 # Which object a `pk` stands for, by URL-name prefix (longest prefix wins).
 PK_OBJECTS = {
     "campaign-": "campaign",
+    "approval-": "approval",
+    "approval-submit": "campaign",
     "template-": "template",
     "target-list-": "target_list",
     "history-batch": "batch",
@@ -182,12 +190,18 @@ def walk(patterns, prefix: str = "", namespace: str = "", converters=None):
 
 @pytest.fixture
 def world(admin_user, marketer, auditor, django_user_model, credential, template, target_list):
+    from django.contrib.auth.models import Group
+
+    approver = django_user_model.objects.create_user("apu", password="pw-apu-123")
+    approver.groups.add(Group.objects.get(name=APPROVER))
     campaign = make_campaign(credential, template, target_list)
+    approval = approvals.submit(campaign, marketer)
     run = Run.objects.create(campaign=campaign, number=1)
     batch = Batch.objects.create(run=run, campaign=campaign, seq=1)
     victim = django_user_model.objects.create_user("victor", password="pw-victor-123")
     return {
-        "users": {MARKETING: marketer, AUDITOR: auditor, ADMIN: admin_user},
+        "users": {MARKETING: marketer, AUDITOR: auditor, APPROVER: approver, ADMIN: admin_user},
+        "approval": approval,
         "campaign": campaign,
         "template": template,
         "target_list": target_list,
@@ -266,7 +280,7 @@ def test_every_url_answers_every_role_as_the_matrix_says(world, settings):
                 if role != ANONYMOUS and signed_out:
                     client.force_login(world["users"][role])  # after logout
     assert not mismatches, "\n".join(mismatches)
-    assert checked >= 8 * len(MATRIX) - 8  # every row, 4 roles x 2 methods
+    assert checked >= 10 * len(MATRIX) - 10  # every row, 5 roles x 2 methods
 
 
 def test_django_admin_refuses_a_marketer(client, marketer):
