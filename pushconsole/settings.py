@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "accounts.two_factor.TwoFactorMiddleware",
     "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.sessions.SessionAbsoluteMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # last, per the django-axes docs: it turns a refused sign-in into the lockout page
@@ -184,6 +185,11 @@ SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 8 * 3600)
 # The age above is an idle timeout: accounts.middleware.SessionIdleMiddleware re-saves a
 # signed-in session at most once a minute, so polling pages do not write on every request.
 SESSION_REFRESH_SECONDS = env_int("SESSION_REFRESH_SECONDS", 60)
+# However active, a session ends this long after sign-in (accounts.sessions).
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+# Resetting another user's password or replacing a credential's secret needs the
+# password entered within this many seconds in this session (accounts.sessions).
+FRESH_SIGN_IN_SECONDS = env_int("FRESH_SIGN_IN_SECONDS", 300)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

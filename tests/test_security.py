@@ -22,7 +22,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import resolve
 from django.urls.exceptions import Resolver404
 from django_otp.oath import TOTP
@@ -443,6 +443,7 @@ def test_a_deactivated_users_old_session_is_refused(client, marketer):
 
 
 @pytest.mark.django_db
+@override_settings(SESSION_ABSOLUTE_SECONDS=10**7)  # only the idle clock here
 def test_sessions_end_after_the_idle_timeout_and_each_request_extends_them(client, marketer):
     idle = settings.SESSION_COOKIE_AGE
     assert settings.SESSION_COOKIE_HTTPONLY

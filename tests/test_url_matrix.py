@@ -7,6 +7,8 @@ you add a URL, add its row here."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -42,6 +44,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "home": both(READ),
     # account
     "language-set": both(SIGNED_IN),
+    "password-change": both(SIGNED_IN),
+    "password-confirm": both(SIGNED_IN),
     "two-factor-setup": both(SIGNED_IN),
     "two-factor-disable": both(SIGNED_IN),
     "two-factor-verify": both(SIGNED_IN),
@@ -128,6 +132,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
             "scheduler_jobs",
             "cron_scheduler_detail",
             "cron_job_detail",
+            # django-rq serves it only when prometheus_client is importable
+            *(["metrics"] if importlib.util.find_spec("prometheus_client") else []),
         )
     },
 }
