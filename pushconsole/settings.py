@@ -219,6 +219,9 @@ AXES_VERBOSE = False  # only its start-up banner; lockouts are still logged as w
 # device is sent to enrol before any other page.
 REQUIRE_2FA_FOR_ADMINS = env_bool("REQUIRE_2FA_FOR_ADMINS", False)
 OTP_TOTP_ISSUER = "Push Console"
+# Wrong two-factor codes one session may try before it is signed out (accounts.two_factor);
+# per address, LOGIN_IP_FAILURE_LIMIT applies. There is no per-device throttle.
+OTP_SESSION_FAILURE_LIMIT = env_int("OTP_SESSION_FAILURE_LIMIT", 5)
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the Django admin never shows a user's TOTP key
 
 # Content-Security-Policy (django-csp): scripts and style sheets only from our own static

@@ -49,6 +49,7 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "two-factor-setup": both(SIGNED_IN),
     "two-factor-disable": both(SIGNED_IN),
     "two-factor-verify": both(SIGNED_IN),
+    "two-factor-backup-codes": both(SIGNED_IN),
     # campaigns
     "campaign-list": both(READ),
     "campaign-create": both(SEND),
