@@ -1,6 +1,6 @@
 """What every page may offer the signed-in user, from their roles."""
 
-from accounts.roles import ADMIN, AUDITOR, MARKETING, has_role, roles_of
+from accounts.roles import ADMIN, APPROVER, AUDITOR, MARKETING, has_role, roles_of
 
 
 def roles(request) -> dict:
@@ -8,7 +8,8 @@ def roles(request) -> dict:
     user = request.user
     return {
         "can_send": has_role(user, MARKETING),
-        "can_read": has_role(user, MARKETING, AUDITOR),
+        "can_read": has_role(user, MARKETING, AUDITOR, APPROVER),
+        "can_approve": has_role(user, APPROVER),
         "is_admin": ADMIN in roles_of(user),
         "is_auditor": AUDITOR in roles_of(user),
     }

@@ -1,7 +1,8 @@
-"""The three roles of DESIGN §6 as Django groups, and the checks views use.
+"""The roles of DESIGN §6 as Django groups, and the checks views use.
 
 Admins may do everything; Marketing builds and sends; Auditors read everything except
-secrets and change nothing. Superusers count as Admins."""
+secrets and change nothing; Approvers read what Marketing reads and release or reject
+campaigns awaiting two-person approval (never their own). Superusers count as Admins."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from django.core.exceptions import PermissionDenied
 MARKETING = "Marketing"
 ADMIN = "Admin"
 AUDITOR = "Auditor"
-ALL_ROLES = (MARKETING, ADMIN, AUDITOR)
+APPROVER = "Approver"
+ALL_ROLES = (MARKETING, ADMIN, AUDITOR, APPROVER)
 
 
 def roles_of(user) -> set[str]:
@@ -50,7 +52,8 @@ def role_required(*roles: str) -> Callable:
     return decorator
 
 
-# Shorthands for the three kinds of page.
+# Shorthands for the kinds of page.
 can_send = role_required(MARKETING)
-can_read = role_required(MARKETING, AUDITOR)
+can_read = role_required(MARKETING, AUDITOR, APPROVER)
+can_approve = role_required(APPROVER)
 admin_only = role_required(ADMIN)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
+from accounts import sessions
 from campaigns import audit
 
 
@@ -44,5 +45,6 @@ def connect() -> None:
 
     user_locked_out.connect(on_locked_out, dispatch_uid="accounts.audit.lockout")
     user_logged_in.connect(on_logged_in, dispatch_uid="accounts.audit.login")
+    user_logged_in.connect(sessions.on_logged_in, dispatch_uid="accounts.sessions.stamp")
     user_login_failed.connect(on_login_failed, dispatch_uid="accounts.audit.login_failed")
     user_logged_out.connect(on_logged_out, dispatch_uid="accounts.audit.logout")

@@ -16,6 +16,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", include("accounts.views.preferences")),
+    path("account/", include("accounts.views.passwords")),
     path("account/2fa/", include("accounts.views.two_factor")),
     path("users/", include("accounts.views.users")),
 ]

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, perperson, queueing, scheduling
+from campaigns import approvals, audit, perperson, queueing, scheduling
 from campaigns.conf import push_limits
 from campaigns.models import Campaign, Occurrence, Run, ScheduledTask
 from campaigns.mpaas import strategy
@@ -57,8 +57,24 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
     errors = launch_errors(campaign)
     if errors:
         raise LaunchError(errors)
+    try:
+        return _launch(campaign, user, request=request)
+    except approvals.ApprovalError as exc:
+        raise LaunchError({"": [str(exc)]}) from None
+    except approvals.Stale:
+        # rolled back: now void the approval for good (audited) and refuse
+        approvals.void(campaign, reason="changed", request=request)
+        raise LaunchError(
+            {"": [_("The campaign changed after it was approved; submit it again.")]}
+        ) from None
+
+
+def _launch(campaign: Campaign, user, *, request=None) -> Run | None:
     now = timezone.now()
     with transaction.atomic():
+        # Two-person approval: the approved snapshot must still match exactly.
+        list(Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk"))
+        approval = approvals.claim_for_launch(campaign)
         where = ""
         if campaign.strategy_type != StrategyType.IMMEDIATE:
             scheduling.lock_quota(campaign.credential)
@@ -87,7 +103,11 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
                 actor=user,
                 obj=campaign,
                 request=request,
-                details={"schedule": where, "occurrences": len(occurrences)},
+                details={
+                    "schedule": where,
+                    "occurrences": len(occurrences),
+                    **({"approval": approval.pk} if approval else {}),
+                },
             )
             campaign.refresh_from_db()
             return None
@@ -97,7 +117,11 @@ def launch(campaign: Campaign, user, *, request=None) -> Run | None:
             actor=user,
             obj=campaign,
             request=request,
-            details={"run": run.number, "targets": campaign.target_list.target_count},
+            details={
+                "run": run.number,
+                "targets": campaign.target_list.target_count,
+                **({"approval": approval.pk} if approval else {}),
+            },
         )
         transaction.on_commit(lambda: queueing.kick(run.pk, plan=True))
     campaign.refresh_from_db()

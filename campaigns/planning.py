@@ -36,8 +36,12 @@ def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
 
 def spec_for(campaign: Campaign) -> PushSpec:
     """What a run sends: a schedule kept in this console is sent as immediate pushes at
-    each occurrence; one kept on mPaaS carries its StrategyContent."""
-    spec = campaign.push_spec()
+    each occurrence; one kept on mPaaS carries its StrategyContent. A campaign launched
+    under a two-person approval sends the approved snapshot's spec, whatever is edited
+    later."""
+    from campaigns import approvals  # approvals reads planning.first_call
+
+    spec = approvals.launched_spec(campaign) or campaign.push_spec()
     if campaign.schedule_resolved == scheduling.CONSOLE:
         spec = dataclasses.replace(spec, strategy_type=StrategyType.IMMEDIATE)
     return spec

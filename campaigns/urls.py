@@ -11,6 +11,7 @@ urlpatterns = [
     path("lists/", include("campaigns.views.target_lists")),
     path("credentials/", include("campaigns.views.credentials")),
     path("audit/", include("campaigns.views.audit_trail")),
+    path("approvals/", include("campaigns.views.approvals")),
     path("history/", include("campaigns.views.history")),
     path("", include("campaigns.views.statistics")),
 ]

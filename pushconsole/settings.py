@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "accounts.two_factor.TwoFactorMiddleware",
     "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.sessions.SessionAbsoluteMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # last, per the django-axes docs: it turns a refused sign-in into the lockout page
@@ -184,6 +185,11 @@ SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 8 * 3600)
 # The age above is an idle timeout: accounts.middleware.SessionIdleMiddleware re-saves a
 # signed-in session at most once a minute, so polling pages do not write on every request.
 SESSION_REFRESH_SECONDS = env_int("SESSION_REFRESH_SECONDS", 60)
+# However active, a session ends this long after sign-in (accounts.sessions).
+SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600)
+# Resetting another user's password or replacing a credential's secret needs the
+# password entered within this many seconds in this session (accounts.sessions).
+FRESH_SIGN_IN_SECONDS = env_int("FRESH_SIGN_IN_SECONDS", 300)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -215,6 +221,9 @@ AXES_VERBOSE = False  # only its start-up banner; lockouts are still logged as w
 # device is sent to enrol before any other page.
 REQUIRE_2FA_FOR_ADMINS = env_bool("REQUIRE_2FA_FOR_ADMINS", False)
 OTP_TOTP_ISSUER = "Push Console"
+# Wrong two-factor codes one session may try before it is signed out (accounts.two_factor);
+# per address, LOGIN_IP_FAILURE_LIMIT applies. There is no per-device throttle.
+OTP_SESSION_FAILURE_LIMIT = env_int("OTP_SESSION_FAILURE_LIMIT", 5)
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the Django admin never shows a user's TOTP key
 
 # Content-Security-Policy (django-csp): scripts and style sheets only from our own static

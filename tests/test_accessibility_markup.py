@@ -13,7 +13,8 @@ from django import forms
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from campaigns.models import Campaign, Run, UserPreference
+from accounts.models import UserPreference
+from campaigns.models import Campaign, Run
 from campaigns.templatetags.a11y import summary_lines
 from tests.pipeline_helpers import make_campaign
 

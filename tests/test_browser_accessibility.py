@@ -9,8 +9,9 @@ from django.conf import settings
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from campaigns import sending
-from campaigns.models import Batch, UserPreference
+from accounts.models import UserPreference
+from campaigns import lifecycle
+from campaigns.models import Batch
 from tests.a11y_helpers import blocking_violations, scrolls_sideways
 from tests.pipeline_helpers import drain, make_campaign
 
@@ -32,10 +33,10 @@ def world(admin_user, marketer, auditor, credential, template, target_list, redi
     progress (no worker runs it), and a draft ready for review."""
     settings.PUSH_JOB_SECONDS = 5
     sent = make_campaign(credential, template, target_list, task_name="Sent sale")
-    sending.launch(sent, marketer)
+    lifecycle.launch(sent, marketer)
     drain()
     queued = make_campaign(credential, template, target_list, task_name="Queued sale")
-    sending.launch(queued, marketer)
+    lifecycle.launch(queued, marketer)
     draft = make_campaign(credential, template, target_list, task_name="Draft sale")
     return {
         "sent": sent,

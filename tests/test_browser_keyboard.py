@@ -10,7 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from campaigns.models import Campaign, UserPreference
+from accounts.models import UserPreference
+from campaigns.models import Campaign
 from tests.a11y_helpers import focused, tab_to
 from tests.processes import workers
 

@@ -22,12 +22,13 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import resolve
 from django.urls.exceptions import Resolver404
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.plugins.otp_totp.models import default_key
 
+from accounts.models import SealedTOTPDevice
 from accounts.two_factor import PENDING_SESSION_KEY
 from campaigns import lifecycle
 from campaigns.models import (
@@ -443,6 +444,7 @@ def test_a_deactivated_users_old_session_is_refused(client, marketer):
 
 
 @pytest.mark.django_db
+@override_settings(SESSION_ABSOLUTE_SECONDS=10**7)  # only the idle clock here
 def test_sessions_end_after_the_idle_timeout_and_each_request_extends_them(client, marketer):
     idle = settings.SESSION_COOKIE_AGE
     assert settings.SESSION_COOKIE_HTTPONLY
@@ -461,33 +463,34 @@ def test_sessions_end_after_the_idle_timeout_and_each_request_extends_them(clien
         assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-def totp_token(device: TOTPDevice, steps_ahead: int = 0) -> str:
+def totp_token(device: SealedTOTPDevice, steps_ahead: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time() + steps_ahead * device.step
     return f"{totp.token():0{device.digits}d}"
 
 
-def pending(client) -> TOTPDevice:
+def pending(client) -> SealedTOTPDevice:
     """The device being enrolled in this client's session (not saved yet)."""
-    return TOTPDevice(key=client.session[PENDING_SESSION_KEY])
+    device = SealedTOTPDevice()
+    device.set_key(client.session[PENDING_SESSION_KEY])
+    return device
 
 
 @pytest.mark.django_db
 def test_a_user_enrols_totp_and_then_needs_a_code_after_the_password(client, marketer, settings):
-    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # wrong codes below would otherwise throttle
     client.force_login(marketer)
     page = client.get("/account/2fa/").content.decode()
     assert 'src="data:image/svg+xml;base64,' in page
-    assert not TOTPDevice.objects.exists()  # opening the page changes nothing
+    assert not SealedTOTPDevice.objects.exists()  # opening the page changes nothing
     device = pending(client)
-    pending_key = device.key
+    pending_key = device.bin_key
     assert b32encode(device.bin_key).decode() in page
     assert client.post("/account/2fa/", {"otp_token": "000000"}).status_code == 200
-    assert not TOTPDevice.objects.exists()
+    assert not SealedTOTPDevice.objects.exists()
     response = client.post("/account/2fa/", {"otp_token": totp_token(device)})
     assert response.status_code == 302
-    device = TOTPDevice.objects.get(user=marketer)
-    assert device.confirmed and device.key == pending_key
+    device = SealedTOTPDevice.objects.get(user=marketer)
+    assert device.confirmed and device.bin_key == pending_key
     assert AuditEvent.objects.filter(action="2fa.enrol", actor=marketer).exists()
 
     browser = Client()
@@ -511,12 +514,14 @@ def test_a_user_enrols_totp_and_then_needs_a_code_after_the_password(client, mar
 
 @pytest.mark.django_db
 def test_a_user_may_turn_totp_off_with_a_code(client, marketer):
-    device = TOTPDevice.objects.create(user=marketer, name="app", confirmed=True)
+    device = SealedTOTPDevice(user=marketer, name="app", confirmed=True)
+    device.set_key(default_key())
+    device.save()
     client.force_login(marketer)
     client.post("/account/2fa/verify/", {"otp_token": totp_token(device)})
     assert client.get("/").status_code == 200
     client.post("/account/2fa/disable/", {"otp_token": totp_token(device, 1)})
-    assert not TOTPDevice.objects.filter(user=marketer).exists()
+    assert not SealedTOTPDevice.objects.filter(user=marketer).exists()
     assert AuditEvent.objects.filter(action="2fa.disable", actor=marketer).exists()
 
 
@@ -529,11 +534,11 @@ def test_admins_must_enrol_when_the_setting_requires_it(client, admin_user, mark
     assert response.status_code == 302 and response["Location"] == "/account/2fa/"
     assert "must use two-factor" in client.get("/account/2fa/").content.decode()
     client.post("/account/2fa/", {"otp_token": totp_token(pending(client))})
-    device = TOTPDevice.objects.get(user=admin_user, confirmed=True)
+    device = SealedTOTPDevice.objects.get(user=admin_user, confirmed=True)
     assert client.get("/campaigns/").status_code == 200
     # and may not turn it off
     client.post("/account/2fa/disable/", {"otp_token": totp_token(device, 1)})
-    assert TOTPDevice.objects.filter(user=admin_user, confirmed=True).exists()
+    assert SealedTOTPDevice.objects.filter(user=admin_user, confirmed=True).exists()
     other = Client()
     other.force_login(marketer)
     assert other.get("/campaigns/").status_code == 200  # marketers stay optional

@@ -7,22 +7,26 @@ you add a URL, add its row here."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from accounts.roles import ADMIN, AUDITOR, MARKETING
+from accounts.roles import ADMIN, APPROVER, AUDITOR, MARKETING
+from campaigns import approvals
 from campaigns.models import Batch, Run
 from tests.pipeline_helpers import make_campaign
 
 pytestmark = pytest.mark.django_db
 
 ANONYMOUS = "anonymous"
-ROLES = (MARKETING, AUDITOR, ADMIN)
+ROLES = (MARKETING, AUDITOR, APPROVER, ADMIN)
 SIGNED_IN = frozenset(ROLES)  # any signed-in user, whatever the role
-READ = frozenset({MARKETING, AUDITOR, ADMIN})  # roles.can_read
+READ = frozenset({MARKETING, AUDITOR, APPROVER, ADMIN})  # roles.can_read
 SEND = frozenset({MARKETING, ADMIN})  # roles.can_send
 AUDIT = frozenset({AUDITOR, ADMIN})  # role_required(AUDITOR)
+APPROVE = frozenset({APPROVER, ADMIN})  # roles.can_approve
 ADMINS = frozenset({ADMIN})  # roles.admin_only
 PUBLIC = "public"  # no sign-in needed
 
@@ -42,9 +46,12 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "home": both(READ),
     # account
     "language-set": both(SIGNED_IN),
+    "password-change": both(SIGNED_IN),
+    "password-confirm": both(SIGNED_IN),
     "two-factor-setup": both(SIGNED_IN),
     "two-factor-disable": both(SIGNED_IN),
     "two-factor-verify": both(SIGNED_IN),
+    "two-factor-backup-codes": both(SIGNED_IN),
     # campaigns
     "campaign-list": both(READ),
     "campaign-create": both(SEND),
@@ -100,6 +107,10 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "user-deactivate": both(ADMINS),
     "user-activate": both(ADMINS),
     "user-password": both(ADMINS),
+    # two-person approval
+    "approval-list": both(APPROVE),
+    "approval-detail": both(APPROVE),
+    "approval-submit": both(SEND),
     # audit trail
     "audit-list": both(AUDIT),
     "audit-verify": both(AUDIT),
@@ -132,6 +143,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
             "scheduler_jobs",
             "cron_scheduler_detail",
             "cron_job_detail",
+            # django-rq serves it only when prometheus_client is importable
+            *(["metrics"] if importlib.util.find_spec("prometheus_client") else []),
         )
     },
 }
@@ -139,6 +152,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
 # Which object a `pk` stands for, by URL-name prefix (longest prefix wins).
 PK_OBJECTS = {
     "campaign-": "campaign",
+    "approval-": "approval",
+    "approval-submit": "campaign",
     "template-": "template",
     "target-list-": "target_list",
     "history-batch": "batch",
@@ -194,12 +209,18 @@ def walk(patterns, prefix: str = "", namespace: str = "", converters=None):
 
 @pytest.fixture
 def world(admin_user, marketer, auditor, django_user_model, credential, template, target_list):
+    from django.contrib.auth.models import Group
+
+    approver = django_user_model.objects.create_user("apu", password="pw-apu-123")
+    approver.groups.add(Group.objects.get(name=APPROVER))
     campaign = make_campaign(credential, template, target_list)
+    approval = approvals.submit(campaign, marketer)
     run = Run.objects.create(campaign=campaign, number=1)
     batch = Batch.objects.create(run=run, campaign=campaign, seq=1)
     victim = django_user_model.objects.create_user("victor", password="pw-victor-123")
     return {
-        "users": {MARKETING: marketer, AUDITOR: auditor, ADMIN: admin_user},
+        "users": {MARKETING: marketer, AUDITOR: auditor, APPROVER: approver, ADMIN: admin_user},
+        "approval": approval,
         "campaign": campaign,
         "template": template,
         "target_list": target_list,
@@ -278,7 +299,7 @@ def test_every_url_answers_every_role_as_the_matrix_says(world, settings):
                 if role != ANONYMOUS and signed_out:
                     client.force_login(world["users"][role])  # after logout
     assert not mismatches, "\n".join(mismatches)
-    assert checked >= 8 * len(MATRIX) - 8  # every row, 4 roles x 2 methods
+    assert checked >= 10 * len(MATRIX) - 10  # every row, 5 roles x 2 methods
 
 
 def test_django_admin_refuses_a_marketer(client, marketer):

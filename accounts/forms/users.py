@@ -13,12 +13,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.roles import ADMIN, ALL_ROLES, AUDITOR, MARKETING
+from accounts.roles import ADMIN, ALL_ROLES, APPROVER, AUDITOR, MARKETING
 
 ROLE_CHOICES = [
     (MARKETING, gettext_lazy("Marketing: templates, lists, campaigns")),
     (ADMIN, gettext_lazy("Admin: everything, credentials and users")),
     (AUDITOR, gettext_lazy("Auditor: reads everything, changes nothing")),
+    (APPROVER, gettext_lazy("Approver: releases or rejects other people's campaigns")),
 ]
 PASSWORD_FIELDS = ("password1", "password2")
 

@@ -20,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import sessions
 from accounts.forms.users import UserCreateForm, UserPasswordForm, UserRolesForm, set_roles
 from accounts.roles import ADMIN, ALL_ROLES, admin_only
 from campaigns import audit
@@ -149,6 +150,8 @@ def user_activate(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def user_password(request, pk: int):
     user = get_object_or_404(User, pk=pk)
+    if user.pk != request.user.pk and (refusal := sessions.require_fresh(request)):
+        return refusal  # resetting someone else's password needs a fresh sign-in
     form = UserPasswordForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():

@@ -78,6 +78,8 @@ class CredentialForm(forms.ModelForm):
             "timezone",
             "rate_limit",
             "scheduled_task_quota",
+            "approval",
+            "approval_threshold",
         ]
         help_texts = {
             "region": gettext_lazy("An Alibaba Cloud region ID such as cn-hangzhou."),
@@ -122,6 +124,9 @@ class CredentialForm(forms.ModelForm):
             key_id.required = secret.required = True
             key_id.help_text = _("Shown only as its last four characters once saved.")
             secret.help_text = _("Write-only: it is stored encrypted and never shown again.")
+        # Forms posted without the approval fields (older scripts) keep approval off.
+        self.fields["approval"].required = False
+        self.fields["approval_threshold"].required = False
         self.helper = FormHelper()
         self.helper.form_tag = False
 
@@ -147,6 +152,27 @@ class CredentialForm(forms.ModelForm):
                 _("A region ID looks like cn-hangzhou or ap-southeast-1 (lower case).")
             )
         return value
+
+    def clean_approval(self) -> str:
+        # Left out of the post: keep the stored setting (never weaken it by omission).
+        return self.cleaned_data["approval"] or self.instance.approval
+
+    def clean_approval_threshold(self) -> int:
+        value = self.cleaned_data["approval_threshold"]
+        if value is None and "approval_threshold" not in self.data:
+            return self.instance.approval_threshold
+        return value or 0
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("approval") == Credential.Approval.ABOVE and not cleaned.get(
+            "approval_threshold"
+        ):
+            self.add_error(
+                "approval_threshold",
+                _("Give the number of targets above which a second person must approve."),
+            )
+        return cleaned
 
     def clean_timezone(self) -> str:
         return self.cleaned_data["timezone"].strip()
@@ -177,6 +203,8 @@ class CredentialForm(forms.ModelForm):
     def changed_fields(self) -> list[str]:
         """Names (never values) of the fields this save changes, for the audit trail."""
         names = set(self.changed_data) - {"access_key_id", SECRET_FIELD}
+        # A form posted without the approval fields keeps them as they were.
+        names -= {n for n in ("approval", "approval_threshold") if n not in self.data}
         if self._stored_key_id != self.instance.access_key_id:
             names.add("access_key_id")
         if self.cleaned_data.get(SECRET_FIELD):

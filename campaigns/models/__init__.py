@@ -1,5 +1,6 @@
 """The campaigns app's models, one module per concept."""
 
+from .approval import CampaignApproval
 from .audit import AuditEvent
 from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
 from .credential import Credential
@@ -14,6 +15,7 @@ __all__ = [
     "AuditEvent",
     "Batch",
     "Campaign",
+    "CampaignApproval",
     "Credential",
     "DailyStatistic",
     "Delivery",

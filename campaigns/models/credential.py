@@ -34,6 +34,11 @@ def mask(value: str, keep: int = 4) -> str:
 
 
 class Credential(models.Model):
+    class Approval(models.TextChoices):
+        OFF = "off", _("Not needed")
+        ABOVE = "above", _("Needed above a number of targets")
+        ALWAYS = "always", _("Always needed")
+
     class ApiVersion(models.TextChoices):
         V2019 = "2019-08-21", "2019-08-21"
         V2020 = "2020-10-28", "2020-10-28"
@@ -63,6 +68,15 @@ class Credential(models.Model):
         _("scheduled-task quota"), default=100, validators=[MinValueValidator(1)]
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # Two-person approval of campaigns sent with this credential (campaigns/approvals.py).
+    approval = models.CharField(
+        _("two-person approval"), max_length=8, choices=Approval.choices, default=Approval.OFF
+    )
+    approval_threshold = models.PositiveIntegerField(
+        _("approval needed above (targets)"),
+        default=0,
+        help_text=_("With “Needed above a number of targets”: lists larger than this need it."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -81,6 +95,12 @@ class Credential(models.Model):
     def secret(self) -> str:
         """The AccessKey secret in plaintext, for signing only. Never render or log it."""
         return crypto.decrypt(self.secret_ciphertext)
+
+    def needs_approval(self, target_count: int) -> bool:
+        """Whether a campaign to `target_count` targets needs a second person's release."""
+        if self.approval == self.Approval.ALWAYS:
+            return True
+        return self.approval == self.Approval.ABOVE and target_count > self.approval_threshold
 
     @property
     def masked_access_key_id(self) -> str:

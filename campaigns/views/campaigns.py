@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, charts, doubts, lifecycle, paging, planning, scheduling
+from campaigns import approvals, audit, charts, doubts, lifecycle, paging, planning, scheduling
 from campaigns.conf import multiple_batch_size, push_limits
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -23,6 +23,7 @@ from campaigns.mpaas import wire
 from campaigns.mpaas.client import PushError
 from campaigns.mpaas.strategy import StrategyError
 from campaigns.mpaas.vocabulary import StrategyType, humanize_seconds
+from campaigns.views.approvals import approval_context
 
 PAGE_SIZE = 50
 
@@ -59,6 +60,8 @@ def _builder(request, campaign: Campaign | None):
         if form.is_valid():
             created = instance.pk is None
             campaign = form.save()
+            if not created:
+                approvals.void(campaign, reason="campaign_edited", request=request)
             audit.record(
                 "campaign.create" if created else "campaign.edit",
                 obj=campaign,
@@ -174,6 +177,7 @@ def campaign_review(request, pk: int):
             "beyond_version": wire.beyond_api_version(campaign.credential.api_version, params)
             if params
             else [],
+            **approval_context(campaign, request),
         },
     )
 
@@ -233,6 +237,7 @@ def campaign_detail(request, pk: int):
             "past_occurrences": campaign.occurrences.exclude(status="pending").order_by("-due_at")[
                 :20
             ],
+            **approval_context(campaign, request),
         },
     )
 

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import sessions
 from accounts.roles import admin_only
 from campaigns import audit, connection_check
 from campaigns.deletion import delete_unless_used
@@ -38,6 +39,10 @@ def _edit(request, credential: Credential | None):
     # while the typed values are refused.
     form = CredentialForm(request.POST or None, instance=copy(credential) or Credential())
     if request.method == "POST" and form.is_valid():
+        if credential is not None and form.cleaned_data.get(SECRET_FIELD):
+            # replacing a secret needs a fresh sign-in; the secret is typed again after
+            if refusal := sessions.require_fresh(request):
+                return refusal
         changed = form.changed_fields()
         with transaction.atomic():
             saved = form.save()

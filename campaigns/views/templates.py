@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.roles import MARKETING, can_read, can_send, has_role
-from campaigns import audit, sandbox_mirror
+from campaigns import approvals, audit, sandbox_mirror
 from campaigns.deletion import delete_unless_used
 from campaigns.forms.templates import TemplateForm, preview
 from campaigns.models import MessageTemplate
@@ -41,6 +41,8 @@ def _edit(request, template: MessageTemplate | None):
             action = "template.edit" if template else "template.create"
             details = {"app_id": saved.app_id, "fields": sorted(form.changed_data)}
             audit.record(action, obj=saved, request=request, details=details)
+            if template and form.changed_data:
+                approvals.void_for(template=saved, request=request)
             sandbox_mirror.register(saved)
             messages.success(request, _("Template “%(name)s” saved.") % {"name": saved.name})
             return redirect("template-list")
