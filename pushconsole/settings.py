@@ -196,7 +196,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # probes call the process directly, over plain HTTP
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Sign-in lockout (django-axes): LOGIN_FAILURE_LIMIT failures for one username from one
 # IP lock that pair out for LOGIN_COOLOFF_MINUTES; a lockout is audited (accounts.signals).
@@ -302,6 +302,16 @@ SANDBOX_PORT = env_int("SANDBOX_PORT", 8900)
 SANDBOX_CONTROL_TOKEN = os.environ.get("MPAAS_SANDBOX_TOKEN") or generated_secret(
     VAR_DIR / "sandbox_control_token", "token"
 )
+
+# --- Metrics (pushconsole/metrics.py) ------------------------------------------------
+
+# /metrics is off (404) unless a bearer token or an allow-list of client addresses
+# (comma-separated IPs or CIDR networks) is set; with both, a scrape needs both.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOW_IPS = env_list("METRICS_ALLOW_IPS", [])
+# prometheus-client's multiprocess directory, shared by every process of a host; read
+# by prometheus-client itself at import, and here so a scrape adds up every process.
+METRICS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 # --- Logging --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from campaigns import planning, queueing, ratelimit, sweeper
 from campaigns.faults import fault_point
 from campaigns.models import Run
 from campaigns.mpaas.client import TRANSIENT, PushClient, PushError
+from pushconsole import metrics
 
 from .claims import Claim, Outcome
 from .recorder import RunContext, RunLedger, has_pending
@@ -132,7 +133,13 @@ def call(ctx: RunContext, claim: Claim) -> Outcome:
                         ),
                     ),
                 )
-            reply = ctx.client.push_template(claim.params)
+            started = time.monotonic()
+            try:
+                reply = ctx.client.push_template(claim.params)
+            except PushError as exc:
+                metrics.count_call(exc.code, exc.kind, time.monotonic() - started)
+                raise
+            metrics.count_call(reply.result_code, "success", time.monotonic() - started)
     except PushError as exc:
         return Outcome(claim, error=exc)
     except Exception as exc:  # noqa: BLE001 - e.g. Redis gone: the lease expires, the sweeper re-queues

@@ -32,6 +32,7 @@ from campaigns.mpaas import wire
 from campaigns.mpaas.client import AMBIGUOUS, PERMANENT, PushClient, PushError, PushReply
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
+from pushconsole import metrics
 
 from .claims import Claim, Outcome
 
@@ -306,7 +307,9 @@ def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) ->
                 status=Delivery.Status.SENT, result_code=code, finished_at=now
             )
         if current:
-            tally(ctx, "sent", sum(claim.target_count for claim, _r in current))
+            sent = sum(claim.target_count for claim, _r in current)
+            tally(ctx, "sent", sent)
+            transaction.on_commit(lambda: metrics.count_targets("sent", sent))
     ctx.count("sent", len(current))
 
 
@@ -384,7 +387,10 @@ def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
             Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
                 status=delivery_status, result_code=exc.code[:64], finished_at=now
             )
-            tally(ctx, "failed" if final else "cancelled", claim.target_count)
+            column = "failed" if final else "cancelled"
+            tally(ctx, column, claim.target_count)
+            count = claim.target_count
+            transaction.on_commit(lambda: metrics.count_targets(column, count))
             ctx.count("failed")
             if exc.kind == PERMANENT:
                 Run.objects.filter(pk=ctx.run_id).update(
