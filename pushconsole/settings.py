@@ -15,16 +15,30 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pushconsole.envutil import env_bool, env_float, env_int, env_list, generated_secret
+from pushconsole.envutil import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    generated_secret,
+    refuse_without,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Core -----------------------------------------------------------------------------
 
 PROFILE = os.environ.get("PUSHCONSOLE_PROFILE", "development")
 PRODUCTION = PROFILE == "production"
+if PRODUCTION:
+    # Keys generated next to the database they protect protect nothing: refuse to start.
+    refuse_without(["SECRET_KEY", "CREDENTIAL_KEYS", "AUDIT_KEY"], "the production profile")
+
+# Whatever this process creates (the SQLite database, generated keys, logs, metrics
+# files) is readable by its owner only.
+os.umask(0o077)
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY") or generated_secret(VAR_DIR / "secret_key", "django")
 DEBUG = env_bool("DEBUG", False)
@@ -171,6 +185,11 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Files saved through Django's storages (uploaded target lists, collected static files)
+# are the owner's only, like everything else under VAR_DIR (whitenoise serves the static
+# ones from the same user).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
