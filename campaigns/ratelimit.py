@@ -25,6 +25,8 @@ from contextlib import contextmanager
 
 from redis import Redis, RedisError
 
+from pushconsole import metrics
+
 log = logging.getLogger(__name__)
 
 RATE_MARGIN = 0.01  # seconds added to every window, for clock granularity
@@ -89,14 +91,23 @@ class RateLimiter:
         self, *, timeout: float = 60.0, should_stop=None, member: str | None = None
     ) -> bool:
         """Block until a slot is taken (True) or `timeout` passes / `should_stop()` (False)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            wait = self.try_acquire(member)
-            if wait == 0:
-                return True
-            if time.monotonic() + wait > deadline or (should_stop and should_stop()):
-                return False
-            time.sleep(min(wait, 0.5))
+        started = time.monotonic()
+        deadline = started + timeout
+        waited = False
+        try:
+            while True:
+                wait = self.try_acquire(member)
+                if wait == 0:
+                    return True
+                if not waited:
+                    waited = True
+                    metrics.RATE_LIMIT_WAITS.inc()
+                if time.monotonic() + wait > deadline or (should_stop and should_stop()):
+                    return False
+                time.sleep(min(wait, 0.5))
+        finally:
+            if waited:
+                metrics.RATE_LIMIT_WAIT_SECONDS.inc(time.monotonic() - started)
 
     def finish(self, member: str) -> None:
         """The call admitted as `member` has ended: it counts for one more window."""

@@ -20,6 +20,7 @@ from django.utils import timezone
 from campaigns import audit, queueing, scheduling
 from campaigns.models import Batch, Campaign, Run
 from campaigns.sending.recorder import cancel_pending, fold_tallies, has_pending
+from pushconsole import metrics
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def sweep() -> SweepReport:
         if close_run_if_done(run_id):
             report.closed += 1
     close_old_connections()
+    metrics.SWEEPS.inc()
     try:
         conn.set(LAST_SWEEP_KEY, f"{time.time():.3f}")
     except redis.RedisError as exc:
@@ -181,6 +183,7 @@ def _reclaim_expired() -> int:
             if released:
                 if Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
                     cancel_pending(run_id)
+                transaction.on_commit(metrics.LEASE_EXPIRIES.inc)
                 reclaimed += 1
     return reclaimed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -47,6 +48,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def refuse_without(names: list[str], what: str) -> None:
+    """Exit with one line on stderr (no traceback) unless every variable is set."""
+    missing = [name for name in names if not os.environ.get(name, "").strip()]
+    if missing:
+        sys.stderr.write(
+            f"Push Console: {what} needs {', '.join(missing)} in the environment "
+            "(see docs/DEPLOY.md, Environment); refusing to start.\n"
+        )
+        raise SystemExit(2)
 
 
 def generated_secret(path: Path, kind: str) -> str:

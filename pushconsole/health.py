@@ -2,8 +2,9 @@
 
 Both answer without signing in and say nothing secret: check names and ok / failing,
 never a URL, a path or an error text. Readiness checks the database, that every
-migration is applied, Redis, that an RQ worker sent a heartbeat within
-READY_WORKER_SECONDS and that the sweeper ran within READY_SWEEP_SECONDS.
+migration is applied, that the hashed static files were collected (production), Redis,
+that an RQ worker sent a heartbeat within READY_WORKER_SECONDS and that the sweeper ran
+within READY_SWEEP_SECONDS.
 (django-health-check was considered; its stock checks cover the database and caches but
 not RQ workers or our sweeper, so two small views were simpler than its plugin classes.)
 """
@@ -24,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from rq import Worker
 
 from campaigns import queueing, sweeper
+from pushconsole import checks
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,12 @@ def _sweeper() -> bool:
     return last is not None and time.time() - last < settings.READY_SWEEP_SECONDS
 
 
+def _static() -> bool:
+    return not checks.static_manifest_missing()
+
+
 CHECKS: dict[str, Callable[[], bool]] = {
+    "static": _static,
     "database": _database,
     "migrations": _migrations,
     "redis": _redis,

@@ -14,6 +14,7 @@ SIGTERM) stops every child, the web server first and Redis last.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -133,6 +134,15 @@ def port_answers(host: str, port: int) -> bool:
         return False
 
 
+def fresh_metrics_dir(var: Path) -> Path:
+    """prometheus-client's multiprocess directory for every child, emptied first (its
+    files are one process's counters each; a restart starts them from zero)."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or var / "metrics")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700, parents=True)
+    return path
+
+
 def main() -> int:
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = os.environ.get("WEB_PORT", "8000")
@@ -154,6 +164,7 @@ def main() -> int:
     env = {**os.environ, "MPAAS_SANDBOX_TOKEN": settings.SANDBOX_CONTROL_TOKEN}
     if settings.EMBEDDED_REDIS:
         env["REDIS_URL"] = settings.REDIS_URL
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_dir(var))
     print(f"  starting supervisord ({conf}) …", flush=True)
     supervisor = subprocess.Popen(
         [PYTHON, "-m", "supervisor.supervisord", "-c", str(conf)],

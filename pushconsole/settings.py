@@ -15,16 +15,30 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pushconsole.envutil import env_bool, env_float, env_int, env_list, generated_secret
+from pushconsole.envutil import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    generated_secret,
+    refuse_without,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Core -----------------------------------------------------------------------------
 
 PROFILE = os.environ.get("PUSHCONSOLE_PROFILE", "development")
 PRODUCTION = PROFILE == "production"
+if PRODUCTION:
+    # Keys generated next to the database they protect protect nothing: refuse to start.
+    refuse_without(["SECRET_KEY", "CREDENTIAL_KEYS", "AUDIT_KEY"], "the production profile")
+
+# Whatever this process creates (the SQLite database, generated keys, logs, metrics
+# files) is readable by its owner only.
+os.umask(0o077)
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY") or generated_secret(VAR_DIR / "secret_key", "django")
 DEBUG = env_bool("DEBUG", False)
@@ -172,6 +186,11 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Files saved through Django's storages (uploaded target lists, collected static files)
+# are the owner's only, like everything else under VAR_DIR (whitenoise serves the static
+# ones from the same user).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -202,7 +221,7 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # probes call the process directly, over plain HTTP
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Sign-in lockout (django-axes): LOGIN_FAILURE_LIMIT failures for one username from one
 # IP lock that pair out for LOGIN_COOLOFF_MINUTES; a lockout is audited (accounts.signals).
@@ -324,6 +343,16 @@ SANDBOX_PORT = env_int("SANDBOX_PORT", 8900)
 SANDBOX_CONTROL_TOKEN = os.environ.get("MPAAS_SANDBOX_TOKEN") or generated_secret(
     VAR_DIR / "sandbox_control_token", "token"
 )
+
+# --- Metrics (pushconsole/metrics.py) ------------------------------------------------
+
+# /metrics is off (404) unless a bearer token or an allow-list of client addresses
+# (comma-separated IPs or CIDR networks) is set; with both, a scrape needs both.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOW_IPS = env_list("METRICS_ALLOW_IPS", [])
+# prometheus-client's multiprocess directory, shared by every process of a host; read
+# by prometheus-client itself at import, and here so a scrape adds up every process.
+METRICS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 # --- Logging --------------------------------------------------------------------------
 

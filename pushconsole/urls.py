@@ -7,7 +7,7 @@ from django.urls.resolvers import URLPattern
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 from accounts.roles import admin_only
-from pushconsole import health
+from pushconsole import health, metrics
 
 
 def rq_dashboard_view(view):
@@ -25,6 +25,7 @@ rq_dashboard = get_admin_urlpatterns(view_wrapper=rq_dashboard_view) + [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("rq/", include((rq_dashboard, "django_rq"))),
     path("", include("accounts.urls")),

@@ -499,6 +499,42 @@ def test_rate_limit_holds_across_two_workers(credential, template, sandbox, mark
     check_invariants(campaign, sandbox.records(), rate_limit=20)
 
 
+def busiest_second(times: list[float]) -> int:
+    """The most arrivals in any 1-second sliding window (half-open, [t, t + 1))."""
+    times = sorted(times)
+    peak, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        peak = max(peak, end - start + 1)
+    return peak
+
+
+def test_the_receiver_never_sees_more_than_the_limit_in_any_second(
+    credential, template, sandbox, marketer, fleet
+):
+    """600 calls at 40/s from two worker processes, with the sandbox's latency spread so
+    calls admitted together arrive apart: the sandbox's ledger (arrival times) never holds
+    more than 40 calls in any sliding second."""
+    credential.rate_limit = 40
+    credential.save()
+    sandbox.configure(latency_ms=(5, 60), seed=3)
+    campaign = make_campaign(credential, template, make_list(6000))
+    fleet.workers(2, PUSH_CONCURRENCY="16", PUSH_JOB_SECONDS="10")
+    run = lifecycle.launch(campaign, marketer)
+    run = finish(fleet, run, timeout=120)
+
+    assert (run.status, run.sent) == (Run.Status.COMPLETED, 6000)
+    calls = push_calls(sandbox.records())
+    assert len(calls) >= 600
+    peak = busiest_second([r["ts"] for r in calls])
+    span = calls[-1]["ts"] - calls[0]["ts"]
+    print(f"rate limit 40/s: {len(calls)} calls in {span:.1f} s, busiest second {peak}")
+    assert peak <= 40
+    assert failed_jobs() == []
+    check_invariants(campaign, sandbox.records(), rate_limit=40)
+
+
 # -- Redis lost ---------------------------------------------------------------------------
 
 

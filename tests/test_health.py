@@ -30,6 +30,7 @@ def test_readyz_fails_until_a_worker_beats_and_the_sweeper_ran(
     assert response.status_code == 503
     assert body["status"] == "not ready"
     assert body["checks"] == {
+        "static": "ok",  # the development profile serves static files from the finders
         "database": "ok",
         "migrations": "ok",
         "redis": "ok",

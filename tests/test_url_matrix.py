@@ -42,6 +42,7 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "login": PUBLIC,
     "healthz": PUBLIC,
     "readyz": PUBLIC,
+    "metrics": PUBLIC,  # no sign-in: its own bearer token or allow-list (test_metrics.py)
     "logout": both(SIGNED_IN),
     "home": both(READ),
     # account
@@ -141,6 +142,7 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
             "workers",
             "worker_details",
             "scheduler_jobs",
+            "metrics",  # django-rq's own (present with prometheus-client); Admins only here
             "cron_scheduler_detail",
             "cron_job_detail",
             # django-rq serves it only when prometheus_client is importable

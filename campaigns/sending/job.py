@@ -15,6 +15,7 @@ from campaigns import planning, queueing, ratelimit, sweeper
 from campaigns.faults import fault_point
 from campaigns.models import Run
 from campaigns.mpaas.client import TRANSIENT, PushClient, PushError
+from pushconsole import metrics
 
 from . import calls
 from .claims import Claim, Outcome
@@ -134,7 +135,13 @@ def call(ctx: RunContext, claim: Claim) -> Outcome:
                         ),
                     ),
                 )
-            reply = calls.make_call(ctx.mode, ctx.client, claim.params)
+            started = time.monotonic()
+            try:
+                reply = calls.make_call(ctx.mode, ctx.client, claim.params)
+            except PushError as exc:
+                metrics.count_call(exc.code, exc.kind, time.monotonic() - started)
+                raise
+            metrics.count_call(reply.result_code, "success", time.monotonic() - started)
     except PushError as exc:
         return Outcome(claim, error=exc)
     except Exception as exc:  # noqa: BLE001 - e.g. Redis gone: the lease expires, the sweeper re-queues

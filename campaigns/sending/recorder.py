@@ -37,6 +37,7 @@ from campaigns.mpaas.client import (
 )
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
+from pushconsole import metrics
 
 from . import calls
 from .claims import Claim, Outcome
@@ -304,7 +305,9 @@ def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) ->
                 status=Delivery.Status.SENT, result_code=code, finished_at=now
             )
         if current:
-            tally(ctx, "sent", sum(claim.target_count for claim, _r in current))
+            sent = sum(claim.target_count for claim, _r in current)
+            tally(ctx, "sent", sent)
+            transaction.on_commit(lambda: metrics.count_targets("sent", sent))
     ctx.count("sent", len(current))
 
 
@@ -382,7 +385,10 @@ def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
             Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
                 status=delivery_status, result_code=exc.code[:64], finished_at=now
             )
-            tally(ctx, "failed" if final else "cancelled", claim.target_count)
+            column = "failed" if final else "cancelled"
+            tally(ctx, column, claim.target_count)
+            count = claim.target_count
+            transaction.on_commit(lambda: metrics.count_targets(column, count))
             ctx.count("failed")
             if exc.kind == PERMANENT:
                 Run.objects.filter(pk=ctx.run_id).update(
