@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.roles import can_read, can_send
 from campaigns import audit, lifecycle, paging, planning, scheduling
 from campaigns.conf import push_limits
+from campaigns.forms import drafts
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
 from campaigns.mpaas import wire
@@ -68,13 +69,14 @@ def _builder(request, campaign: Campaign | None):
             if not form.rule_errors:
                 messages.success(request, _("Draft saved. Review it before launching."))
                 return redirect("campaign-review", pk=campaign.pk)
-            form = CampaignForm(request.POST, instance=campaign)
-            form.is_valid()
-            form.show_rule_errors()
+            # One draft from its first save: fixing the marked fields edits this draft.
             messages.warning(
                 request,
                 _("Draft saved, but it cannot be launched until the marked fields are fixed."),
             )
+            return redirect("campaign-edit", pk=campaign.pk)
+    elif instance.pk:
+        form = drafts.reopened(instance)
     else:
         form = CampaignForm(instance=instance)
     return render(
@@ -83,6 +85,7 @@ def _builder(request, campaign: Campaign | None):
         {
             "form": form,
             "campaign": campaign,
+            "error_summary": drafts.error_summary(form) if form.is_bound else [],
             "preview": _preview(form),
             "category_fields": form.fields_named("tcc_"),
             "level_fields": form.fields_named("level_"),

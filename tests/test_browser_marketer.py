@@ -1,0 +1,74 @@
+"""The marketer's flow in a real Chromium: one draft, a true review, test sends, history."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from campaigns.models import Campaign
+from tests.test_browser_campaigns import fill_basics
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", "test-artifacts/screens"))
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def save(page):
+    page.get_by_role("button", name="Save draft and review").click()
+
+
+def test_bad_input_tour_ends_with_exactly_one_draft(
+    login, page, live_server, marketer, credential, template, target_list
+):
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/new/")
+    # 1. no task name: a field error, nothing saved, still on the new page
+    fill_basics(page, "", credential, template, target_list)
+    save(page)
+    expect(page.get_by_test_id("builder-errors")).to_contain_text("Task name")
+    assert Campaign.objects.count() == 0
+    # 2. a template value left blank, SMS without sign name, a reserved extended key:
+    #    the draft is saved and the page is now that draft's edit page
+    page.get_by_label("Task name").fill("Tour")
+    page.get_by_label("#coupon#").fill("")
+    page.get_by_label("SMS supplement").select_option("2")
+    page.locator("#id_ext_key_0").fill("taskId")
+    page.locator("#id_ext_value_0").fill("x")
+    save(page)
+    draft = Campaign.objects.get()
+    expect(page).to_have_url(re.compile(rf"/campaigns/{draft.pk}/edit/$"))
+    summary = page.get_by_test_id("builder-errors")
+    expect(summary).to_contain_text("#coupon#")
+    expect(summary).to_contain_text("SMS sign name")
+    expect(summary).to_contain_text("Key 1")
+    shot(page, "builder-error-summary")
+    summary.get_by_role("link", name="SMS sign name").click()
+    expect(page).to_have_url(re.compile("#id_sms_sign_name$"))
+    # 3. a fixed time in the past on top: still the same draft
+    page.get_by_label("Fixed time", exact=True).check()
+    page.get_by_label("Send at").fill("2020-01-01T09:00")
+    page.get_by_label("Send at").press("Tab")
+    save(page)
+    expect(page.get_by_test_id("builder-errors")).to_contain_text("Send at")
+    assert Campaign.objects.count() == 1
+    # 4. reopening the draft shows its problems at once
+    page.goto(f"{live_server.url}/campaigns/{draft.pk}/edit/")
+    expect(page.get_by_test_id("builder-errors")).to_contain_text("#coupon#")
+    # 5. fix everything: review, and still exactly one draft
+    page.get_by_label("#coupon#").fill("C-9")
+    page.get_by_label("SMS supplement").select_option("0")
+    page.locator("#id_ext_key_0").fill("")
+    page.locator("#id_ext_value_0").fill("")
+    page.get_by_label("Immediate", exact=True).check()
+    save(page)
+    expect(page).to_have_url(re.compile(rf"/campaigns/{draft.pk}/review/$"))
+    assert list(Campaign.objects.values_list("pk", "status")) == [(draft.pk, "draft")]
