@@ -32,11 +32,12 @@ def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
     return f"pc{campaign_id}r{run_number}n{ref}"
 
 
-def spec_for(campaign: Campaign) -> PushSpec:
+def spec_for(campaign: Campaign, *, where: str | None = None) -> PushSpec:
     """What a run sends: a schedule kept in this console is sent as immediate pushes at
-    each occurrence; one kept on mPaaS carries its StrategyContent."""
+    each occurrence; one kept on mPaaS carries its StrategyContent. `where` is where the
+    schedule is kept (default: where launch put it, `schedule_resolved`)."""
     spec = campaign.push_spec()
-    if campaign.schedule_resolved == scheduling.CONSOLE:
+    if (campaign.schedule_resolved if where is None else where) == scheduling.CONSOLE:
         spec = dataclasses.replace(spec, strategy_type=StrategyType.IMMEDIATE)
     return spec
 
@@ -44,7 +45,7 @@ def spec_for(campaign: Campaign) -> PushSpec:
 def first_call(campaign: Campaign) -> dict[str, str] | None:
     """The exact business parameters of run 1's first call (secret-free), or None when
     the list is empty: the first batch as planning will make it, sent as `spec_for`
-    says."""
+    says. Before launch the schedule's place is the one launch will choose."""
     limits = push_limits()
     refs = list(
         Target.objects.filter(target_list=campaign.target_list)
@@ -54,7 +55,10 @@ def first_call(campaign: Campaign) -> dict[str, str] | None:
     if not refs:
         return None
     targets = {target: msg_key(campaign.pk, 1, ref) for ref, target in refs}
-    return wire.template_params(spec_for(campaign), targets, limits=limits)
+    where = campaign.schedule_resolved
+    if not where and campaign.strategy_type != StrategyType.IMMEDIATE:
+        where = scheduling.choose(campaign).where
+    return wire.template_params(spec_for(campaign, where=where), targets, limits=limits)
 
 
 def plan(run_id: int) -> str:

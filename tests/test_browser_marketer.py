@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -72,3 +73,40 @@ def test_bad_input_tour_ends_with_exactly_one_draft(
     save(page)
     expect(page).to_have_url(re.compile(rf"/campaigns/{draft.pk}/review/$"))
     assert list(Campaign.objects.values_list("pk", "status")) == [(draft.pk, "draft")]
+
+
+def test_review_of_a_console_side_weekly_campaign_lists_its_send_times(
+    login, page, live_server, marketer, credential, template, target_list, sandbox
+):
+    start = dt.date.today() + dt.timedelta(days=1)
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/new/")
+    fill_basics(page, "Console weekly review", credential, template, target_list)
+    page.get_by_label("Loop", exact=True).check()
+    page.get_by_label("Schedule in this console").check()
+    page.get_by_label("Repeat").select_option("2")
+    page.get_by_label("Monday").check()
+    page.get_by_label("Thursday").check()
+    page.get_by_label("Loop start date").fill(start.isoformat())
+    page.get_by_label("Loop end date").fill((start + dt.timedelta(days=27)).isoformat())
+    page.get_by_label("Time of day").fill("09:30:00")
+    page.get_by_label("Time of day").press("Tab")
+    save(page)
+    expect(page.get_by_test_id("review-schedule")).to_contain_text("in this console")
+    times = page.get_by_test_id("review-times").locator("li")
+    expect(times).to_have_count(8)
+    texts = times.all_inner_texts()
+    assert all(t.startswith(("Mon", "Thu")) and t.endswith("09:30") for t in texts)
+    # the first call as the pipeline sends it: an immediate push at each send time
+    expect(page.get_by_text("TargetMsgkey")).to_be_visible()
+    expect(page.get_by_text("StrategyContent")).to_have_count(1)  # only in the explanation
+    expect(page.locator("th", has_text="StrategyContent")).to_have_count(0)
+    expect(page.locator("th", has_text="StrategyType")).to_have_count(0)
+    expect(page.get_by_text(re.compile("targets now"))).to_have_count(0)
+    shot(page, "review-console-weekly")
+    page.get_by_label(
+        re.compile("Send to 25 targets at each of 8 send times, the first on ")
+    ).check()
+    page.get_by_role("button", name="Launch").click()
+    expect(page.get_by_role("alert").filter(has_text="The first send is on")).to_be_visible()
+    assert Campaign.objects.get().status == Campaign.Status.SCHEDULED

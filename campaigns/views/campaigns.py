@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import zoneinfo
 
 from django.contrib import messages
@@ -15,8 +14,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, lifecycle, paging, planning, scheduling
-from campaigns.conf import push_limits
+from campaigns import audit, lifecycle, paging, planning, reviewing, scheduling
 from campaigns.forms import drafts
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -157,22 +155,19 @@ def campaign_builder_preview(request):
 def campaign_review(request, pk: int):
     campaign = _campaign(pk)
     errors = lifecycle.launch_errors(campaign) if campaign.can_launch() else {}
-    count = campaign.target_list.target_count
-    calls = math.ceil(count / push_limits().max_targets) if count else 0
-    seconds = calls / campaign.credential.rate_limit if calls else 0
-    params = None if errors else planning.first_call(campaign)
+    review = reviewing.plan(campaign)
     return render(
         request,
         "campaigns/campaigns/review.html",
         {
             "campaign": campaign,
             "errors": errors,
-            "calls": calls,
-            "targets": count,
-            "params": params,
-            "send_seconds": seconds,
-            "send_time": humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
-            "expires_first": seconds > campaign.expired_seconds,
+            "review": review,
+            "calls": review.calls,
+            "targets": review.targets,
+            "params": None if errors else planning.first_call(campaign),
+            "send_time": review.send_time,
+            "expires_first": review.send_seconds > campaign.expired_seconds,
         },
     )
 
@@ -193,7 +188,8 @@ def campaign_launch(request, pk: int):
     except lifecycle.StateError as exc:
         messages.info(request, str(exc))
         return redirect("campaign-detail", pk=pk)
-    messages.success(request, _("Launched. Sending starts in a moment."))
+    campaign.refresh_from_db()
+    messages.success(request, reviewing.launched_message(campaign))
     return redirect("campaign-detail", pk=pk)
 
 
