@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from campaigns.models import Campaign
+from campaigns.models import AuditEvent, Campaign, Delivery, Run
+from tests.pipeline_helpers import make_campaign
 from tests.test_browser_campaigns import fill_basics
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -110,3 +111,30 @@ def test_review_of_a_console_side_weekly_campaign_lists_its_send_times(
     page.get_by_role("button", name="Launch").click()
     expect(page.get_by_role("alert").filter(has_text="The first send is on")).to_be_visible()
     assert Campaign.objects.get().status == Campaign.Status.SCHEDULED
+
+
+def test_a_test_send_answers_on_the_page_and_is_not_counted(
+    login, page, live_server, marketer, credential, template, target_list, sandbox
+):
+    campaign = make_campaign(credential, template, target_list)
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/review/")
+    box = page.get_by_label("Test target IDs")
+    box.fill("u-1 u-2 u-3 u-4 u-5 u-6")
+    page.get_by_role("button", name="Send test").click()
+    expect(page.get_by_test_id("test-send-error")).to_contain_text("At most 5 test targets")
+    page.get_by_label("Test target IDs").fill("tester-1, tester-2")
+    page.get_by_role("button", name="Send test").click()
+    answer = page.get_by_test_id("test-send-answer")
+    expect(answer).to_contain_text("mPaaS accepted the test push")
+    expect(answer).to_contain_text("tester-1, tester-2")
+    request_id = page.get_by_test_id("test-send-request-id").inner_text()
+    assert len(request_id) > 8
+    shot(page, "review-test-send")
+    assert page.url.endswith(f"/campaigns/{campaign.pk}/review/")  # answered inline (htmx)
+    event = AuditEvent.objects.get(action="campaign.test_send")
+    assert event.details["test"] is True and event.details["request_id"] == request_id
+    assert event.details["targets"] == ["tester-1", "tester-2"]
+    assert not Run.objects.exists() and not Delivery.objects.exists()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT

@@ -56,6 +56,7 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "campaign-progress": both(READ),
     "campaign-duplicate": both(SEND),
     "campaign-action": both(SEND),
+    "campaign-test-send": both(SEND),
     # message templates (the edit page is also the auditors' read page)
     "template-list": both(READ),
     "template-create": both(SEND),

@@ -22,6 +22,7 @@ from campaigns.mpaas import wire
 from campaigns.mpaas.client import PushError
 from campaigns.mpaas.strategy import StrategyError
 from campaigns.mpaas.vocabulary import StrategyType, humanize_seconds
+from campaigns.views import test_send
 
 PAGE_SIZE = 50
 
@@ -84,6 +85,7 @@ def _builder(request, campaign: Campaign | None):
             "form": form,
             "campaign": campaign,
             "error_summary": drafts.error_summary(form) if form.is_bound else [],
+            **(test_send.panel_context(campaign) if campaign else {}),
             "preview": _preview(form),
             "category_fields": form.fields_named("tcc_"),
             "level_fields": form.fields_named("level_"),
@@ -168,6 +170,7 @@ def campaign_review(request, pk: int):
             "params": None if errors else planning.first_call(campaign),
             "send_time": review.send_time,
             "expires_first": review.send_seconds > campaign.expired_seconds,
+            **test_send.panel_context(campaign),
         },
     )
 
