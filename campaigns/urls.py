@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("campaigns.views.dashboard")),
     path("campaigns/", include("campaigns.views.test_send")),
+    path("campaigns/", include("campaigns.views.confirm")),
     path("campaigns/", include("campaigns.views.campaigns")),
     path("templates/", include("campaigns.views.templates")),
     path("lists/", include("campaigns.views.target_lists")),

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from campaigns import lifecycle
 from campaigns.models import AuditEvent, Campaign, Delivery, Run
-from tests.pipeline_helpers import make_campaign
+from tests.pipeline_helpers import drain, make_campaign, make_list
 from tests.test_browser_campaigns import fill_basics
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -138,3 +139,35 @@ def test_a_test_send_answers_on_the_page_and_is_not_counted(
     assert not Run.objects.exists() and not Delivery.objects.exists()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT
+
+
+def test_a_retry_run_keeps_run_one_visible(
+    login, page, live_server, marketer, credential, template, sandbox, settings
+):
+    settings.PUSH_MAX_CONSECUTIVE_FAILURES = 1000
+    sandbox.configure(fail_code="3023")
+    campaign = make_campaign(credential, template, make_list(30))
+    lifecycle.launch(campaign, marketer)
+    drain()
+    sandbox.configure(fail_code=None)
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
+    expect(page.get_by_test_id("run-1").get_by_test_id("run-failed")).to_have_text("30")
+    page.get_by_role("link", name="Retry 30 failed targets").click()
+    # a real confirm step: nothing happened yet
+    expect(page.get_by_test_id("confirm-text")).to_contain_text("Run 2 will send again")
+    assert Run.objects.filter(campaign=campaign).count() == 1
+    shot(page, "retry-confirm")
+    page.get_by_role("button", name="Yes, retry the failed targets").click()
+    drain()
+    page.reload()
+    runs = page.get_by_test_id("runs-table")
+    expect(runs.get_by_test_id("run-2").get_by_test_id("run-sent")).to_have_text("30")
+    expect(runs.get_by_test_id("run-1").get_by_test_id("run-failed")).to_have_text("30")
+    expect(runs.get_by_test_id("run-1").get_by_test_id("run-sent")).to_have_text("0")
+    expect(page.get_by_test_id("runs-totals")).to_contain_text("30")
+    events = page.get_by_test_id("events-table")
+    expect(events).to_contain_text("Failed targets retried")
+    expect(events).to_contain_text(marketer.username)
+    expect(events).to_contain_text("Run 1: 0 sent, 30 failed")
+    shot(page, "campaign-history-after-retry")

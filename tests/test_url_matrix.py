@@ -57,6 +57,7 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "campaign-duplicate": both(SEND),
     "campaign-action": both(SEND),
     "campaign-test-send": both(SEND),
+    "campaign-confirm": both(SEND),
     # message templates (the edit page is also the auditors' read page)
     "template-list": both(READ),
     "template-create": both(SEND),

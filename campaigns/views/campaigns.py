@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import audit, lifecycle, paging, planning, reviewing, scheduling
+from campaigns import audit, campaign_history, lifecycle, paging, planning, reviewing, scheduling
 from campaigns.forms import drafts
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
@@ -207,30 +207,43 @@ def campaign_detail(request, pk: int):
         batches = batches.filter(status=outcome)
     after = paging.cursor(request.GET.get("after"))
     page = paging.keyset_page(batches, key="seq", size=PAGE_SIZE, after=after)
+    rows = campaign_history.run_rows(campaign)
     return render(
         request,
         "campaigns/campaigns/detail.html",
         {
             "campaign": campaign,
             "run": run,
-            "counts": run.counts() if run else None,
-            "runs": campaign.runs.order_by("-number"),
+            "counts": rows[0].counts if rows else None,
+            "run_rows": rows,
+            "totals": campaign_history.totals(rows),
+            "events": campaign_history.events(campaign),
             "outcomes": run.outcomes() if run else [],
             "batches": page.rows,
             "next_after": page.next_cursor,
             "outcome": outcome,
             "batch_statuses": Batch.Status.choices,
             "active": campaign.is_sending_now(),
+            "polling": _polling(campaign),
             "schedule_text": scheduling.describe(campaign)
             if campaign.strategy_type != StrategyType.IMMEDIATE
             else "",
             "tasks": campaign.tasks.order_by("pk")[:100],
             "upcoming": scheduling.upcoming(campaign),
-            "past_occurrences": campaign.occurrences.exclude(status="pending").order_by("-due_at")[
-                :20
-            ],
+            # a send time cancelled before it came is not a past occurrence
+            "past_occurrences": campaign.occurrences.exclude(status="pending")
+            .exclude(status="cancelled", due_at__gt=timezone.now())
+            .order_by("-due_at")[:20],
+            "cancelled_future": campaign.occurrences.filter(
+                status="cancelled", due_at__gt=timezone.now()
+            ).count(),
         },
     )
+
+
+def _polling(campaign: Campaign) -> bool:
+    """Progress refreshes while sending and while paused (calls in flight finish)."""
+    return campaign.is_sending_now() or campaign.status == Campaign.Status.PAUSED
 
 
 @can_read
@@ -249,10 +262,13 @@ def campaign_progress(request, pk: int):
             "run": run,
             "counts": run.counts() if run else None,
             "active": active,
+            "polling": _polling(campaign),
         },
     )
-    if not active and request.htmx and request.GET.get("was_active"):
-        # the outcome table and the actions change when sending ends: reload the page once
+    shown = request.GET.get("shown", "")
+    ended = not active and request.GET.get("was_active") and not _polling(campaign)
+    if request.htmx and (ended or (shown and shown != campaign.status)):
+        # the outcome table and the actions change with the status: reload the page once
         response["HX-Refresh"] = "true"
     return response
 
@@ -267,10 +283,15 @@ ACTIONS = {
 }
 
 
+CONFIRMED = ("cancel", "retry")  # these ask first (views/confirm.py)
+
+
 @can_send
 @require_POST
 def campaign_action(request, pk: int, action: str):
     campaign = _campaign(pk)
+    if action in CONFIRMED and request.POST.get("confirm") != "yes":
+        return redirect("campaign-confirm", pk=pk, action=action)
     if action == "retry":
         try:
             run = lifecycle.retry_failed(campaign, request.user, request=request)
