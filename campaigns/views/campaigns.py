@@ -25,6 +25,7 @@ from campaigns.mpaas.vocabulary import StrategyType, humanize_seconds
 from campaigns.views import test_send
 
 PAGE_SIZE = 50
+PHONE_LOOKS = (("ios", "iOS"), ("android", "Android"))
 
 
 def _campaign(pk: int) -> Campaign:
@@ -120,6 +121,7 @@ def _preview(form: CampaignForm) -> dict:
         "template": template,
         "credential": credential,
         "rendered": template.preview(values) if template else None,
+        "phone_looks": PHONE_LOOKS,
     }
     seconds = form.data.get("expired_seconds") if form.is_bound else form.instance.expired_seconds
     try:
@@ -171,6 +173,8 @@ def campaign_review(request, pk: int):
             "send_time": review.send_time,
             "expires_first": review.send_seconds > campaign.expired_seconds,
             **test_send.panel_context(campaign),
+            "message": campaign.template.preview(campaign.template_values or {}),
+            "phone_looks": PHONE_LOOKS,
         },
     )
 
