@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from campaigns.models import AuditEvent, Campaign, Run
+from campaigns import scheduling
+from campaigns.models import AuditEvent, Campaign, Occurrence, Run
 from campaigns.models.campaign import RunCounts
 
 EVENT_LABELS = {
@@ -127,3 +131,31 @@ def events(campaign: Campaign, limit: int = 200) -> list[Event]:
                 what = _("Paused automatically")
         out.append(Event(e.created_at, who, what, describe_details(e.action, e.details)))
     return out
+
+
+def with_list_columns(campaigns: QuerySet) -> QuerySet:
+    """The campaign list's columns: targets sent across runs, still failed (the newest
+    run's failed) and the next pending send time kept in this console (folded counters:
+    a run sending now lags by its unfolded tallies)."""
+    latest = Run.objects.filter(campaign=OuterRef("pk")).order_by("-number")
+    return campaigns.annotate(
+        sent_total=Coalesce(Sum("runs__sent"), 0),
+        failed_now=Coalesce(Subquery(latest.values("failed")[:1], output_field=IntegerField()), 0),
+        next_due=Subquery(
+            Occurrence.objects.filter(campaign=OuterRef("pk"), status=Occurrence.Status.PENDING)
+            .order_by("due_at")
+            .values("due_at")[:1]
+        ),
+    )
+
+
+def add_next_send(rows: list[Campaign]) -> list[Campaign]:
+    """`next_send` on each row: the console's next occurrence, or for a schedule kept on
+    mPaaS the next time of its spec; none for a campaign that will not send again."""
+    now = timezone.now()
+    for c in rows:
+        c.next_send = getattr(c, "next_due", None)
+        if c.next_send is None and c.status == Campaign.Status.SCHEDULED:
+            times = scheduling.occurrence_times(c.push_spec(), after=now)
+            c.next_send = times[0] if times else None
+    return rows

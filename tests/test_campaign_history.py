@@ -107,3 +107,35 @@ def test_progress_keeps_refreshing_while_paused(
     same = client.get(f"/campaigns/{campaign.pk}/progress/?shown=paused", HTTP_HX_REQUEST="true")
     assert "HX-Refresh" not in same
     assert Occurrence.objects.count() == 0
+
+
+def test_campaign_list_shows_sent_failed_and_next_send(
+    client, marketer, credential, template, target_list, sandbox
+):
+    done = make_campaign(credential, template, target_list, task_name="Done")
+    Run.objects.create(campaign=done, number=1, total=2500, sent=2400, failed=100)
+    Run.objects.create(campaign=done, number=2, kind="retry", total=100, sent=90, failed=10)
+    later = weekly(credential, template, target_list, task_name="Later")
+    lifecycle.launch(later, marketer)
+    client.force_login(marketer)
+    response = client.get("/campaigns/")
+    rows = {c.task_name: c for c in response.context["campaigns"]}
+    assert (rows["Done"].sent_total, rows["Done"].failed_now) == (2490, 10)
+    assert rows["Done"].next_send is None
+    assert rows["Later"].next_send == later.occurrences.order_by("due_at").first().due_at
+    assert "2,490" in response.content.decode()
+
+
+def test_audit_details_read_as_text(client, admin_user, credential, template, target_list):
+    campaign = make_campaign(credential, template, target_list)
+    audit.record(
+        "campaign.cancel",
+        actor=admin_user,
+        obj=campaign,
+        details={"targets_cancelled": 12, "occurrences_cancelled": 3},
+    )
+    audit.record("template.edit", actor=admin_user, details={"fields": ["body", "title"]})
+    client.force_login(admin_user)
+    page = client.get("/audit/").content.decode()
+    assert "12 target(s) and 3 send time(s) cancelled" in page
+    assert "Fields: body, title" in page

@@ -45,11 +45,16 @@ def campaign_list(request):
         if form.cleaned_data["status"]:
             campaigns = campaigns.filter(status=form.cleaned_data["status"])
     before = paging.cursor(request.GET.get("before"))
+    campaigns = campaign_history.with_list_columns(campaigns)
     page = paging.keyset_page(campaigns, key="pk", descending=True, size=PAGE_SIZE, after=before)
     return render(
         request,
         "campaigns/campaigns/list.html",
-        {"form": form, "campaigns": page.rows, "next_before": page.next_cursor},
+        {
+            "form": form,
+            "campaigns": campaign_history.add_next_send(page.rows),
+            "next_before": page.next_cursor,
+        },
     )
 
 
