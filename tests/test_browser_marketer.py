@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from campaigns import lifecycle
@@ -212,3 +213,17 @@ def test_no_page_is_wider_than_a_phone(
     page.goto(f"{live_server.url}/campaigns/{campaign.pk}/review/")
     shot(page, "phone-review")
     assert wide == {}
+
+
+def test_admin_reaches_the_rq_dashboard_and_its_job_lists_run_their_scripts(
+    login, page, live_server, admin_user
+):
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(admin_user)
+    page.get_by_role("link", name="Job queues").click()
+    expect(page).to_have_url(re.compile("/rq/$"))
+    for name in ("jobs", "finished_jobs", "failed_jobs", "workers"):
+        page.goto(live_server.url + reverse(f"django_rq:{name}", args=[0]))
+        expect(page.locator("#content")).to_be_visible()
+    assert errors == []
