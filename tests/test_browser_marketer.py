@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from accounts.models import UserPreference
 from campaigns import lifecycle
 from campaigns.models import AuditEvent, Campaign, Delivery, Run
 from tests.pipeline_helpers import drain, make_campaign, make_list
@@ -227,3 +228,40 @@ def test_admin_reaches_the_rq_dashboard_and_its_job_lists_run_their_scripts(
         page.goto(live_server.url + reverse(f"django_rq:{name}", args=[0]))
         expect(page.locator("#content")).to_be_visible()
     assert errors == []
+
+
+ENGLISH_STATUS = re.compile(
+    r"\b(sent|failed|cancelled|completed|pending|draft|paused|scheduled|sending|queued|"
+    r"in flight|retry|initial send|accepted|launched|resumed|runs?|calls?)\b",
+    re.IGNORECASE,
+)
+UI_TEXT = """() => {
+    const copy = document.body.cloneNode(true);
+    // data, not interface: mPaaS's own messages, IDs and codes, names typed by people
+    copy.querySelectorAll('td.small, .font-monospace-sm, .navbar-brand, #user-menu')
+        .forEach(e => e.remove());
+    return copy.innerText;
+}"""
+
+
+def test_chinese_mode_campaign_pages_have_no_english_status_words(
+    login, page, live_server, marketer, credential, template, sandbox, settings
+):
+    settings.PUSH_MAX_CONSECUTIVE_FAILURES = 1000
+    sandbox.configure(fail_code="3023")
+    campaign = make_campaign(credential, template, make_list(30), task_name="春季促销")
+    lifecycle.launch(campaign, marketer)
+    drain()
+    sandbox.configure(fail_code=None)
+    lifecycle.retry_failed(Campaign.objects.get(pk=campaign.pk), marketer)
+    drain()
+    UserPreference.objects.update_or_create(user=marketer, defaults={"language": "zh-hans"})
+    login(marketer)
+    for path in (f"/campaigns/{campaign.pk}/", "/campaigns/"):
+        page.goto(live_server.url + path)
+        expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+        text = page.evaluate(UI_TEXT)
+        assert ENGLISH_STATUS.findall(text) == [], path
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
+    expect(page.get_by_test_id("runs-table")).to_contain_text("已发送")
+    shot(page, "zh-campaign-history")
