@@ -7,9 +7,11 @@ import os
 import re
 from pathlib import Path
 
+import django_rq
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
+from rq import SimpleWorker
 
 from accounts.models import UserPreference
 from campaigns import lifecycle
@@ -217,8 +219,13 @@ def test_no_page_is_wider_than_a_phone(
 
 
 def test_admin_reaches_the_rq_dashboard_and_its_job_lists_run_their_scripts(
-    login, page, live_server, admin_user
+    login, page, live_server, admin_user, redis_conn
 ):
+    # a finished and a failed job, so the lists have rows and select boxes
+    queue = django_rq.get_queue("push")
+    queue.enqueue("operator.add", 1, 2)
+    queue.enqueue("operator.truediv", 1, 0)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     login(admin_user)
@@ -227,6 +234,9 @@ def test_admin_reaches_the_rq_dashboard_and_its_job_lists_run_their_scripts(
     for name in ("jobs", "finished_jobs", "failed_jobs", "workers"):
         page.goto(live_server.url + reverse(f"django_rq:{name}", args=[0]))
         expect(page.locator("#content")).to_be_visible()
+        if name in ("finished_jobs", "failed_jobs"):
+            page.locator("tr input.action-select").first.check()
+            expect(page.locator(".action-counter")).to_have_text("1 of 1 selected")
     assert errors == []
 
 

@@ -7,6 +7,8 @@ you add a URL, add its row here."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -127,6 +129,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
         )
     },
 }
+if importlib.util.find_spec("prometheus_client"):  # django-rq serves /rq/metrics/ only then
+    MATRIX["django_rq:metrics"] = both(ADMINS)
 
 # Which object a `pk` stands for, by URL-name prefix (longest prefix wins).
 PK_OBJECTS = {
