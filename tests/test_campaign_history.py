@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from campaigns import audit, lifecycle
-from campaigns.models import Campaign, Occurrence, Run
+from campaigns import audit, lifecycle, planning
+from campaigns.models import AuditEvent, Campaign, Occurrence, Run
 from tests.pipeline_helpers import make_campaign
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +139,30 @@ def test_audit_details_read_as_text(client, admin_user, credential, template, ta
     page = client.get("/audit/").content.decode()
     assert "12 target(s) and 3 send time(s) cancelled" in page
     assert "Fields: body, title" in page
+
+
+@pytest.mark.parametrize(
+    ("mode", "carries_schedule"), [("mpaas", True), ("console", False), ("auto", True)]
+)
+def test_the_first_call_of_an_unlaunched_schedule_is_sent_where_launch_will_keep_it(
+    mode, carries_schedule, credential, template, target_list
+):
+    campaign = weekly(credential, template, target_list)
+    campaign.schedule_mode = mode
+    campaign.save()
+    params = planning.first_call(campaign)
+    assert ("StrategyContent" in params) is carries_schedule
+    assert ("StrategyType" in params) is carries_schedule
+    assert params["TargetMsgkey"].startswith('{"user-000":"pc')
+
+
+def test_a_bad_test_target_is_named_and_nothing_is_sent_or_audited(
+    client, marketer, credential, template, target_list
+):
+    campaign = make_campaign(credential, template, target_list)
+    client.force_login(marketer)
+    assert 'id="test-send"' in client.get(f"/campaigns/{campaign.pk}/edit/").content.decode()
+    response = client.post(f"/campaigns/{campaign.pk}/test-send/", {"test_targets": 'ok-1 a"b'})
+    assert response.status_code == 400
+    assert "Test target a&quot;b: target ID contains a comma or quote" in response.content.decode()
+    assert not AuditEvent.objects.filter(action="campaign.test_send").exists()
