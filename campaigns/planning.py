@@ -34,15 +34,16 @@ def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
     return f"pc{campaign_id}r{run_number}n{ref}"
 
 
-def spec_for(campaign: Campaign) -> PushSpec:
+def spec_for(campaign: Campaign, *, where: str | None = None) -> PushSpec:
     """What a run sends: a schedule kept in this console is sent as immediate pushes at
-    each occurrence; one kept on mPaaS carries its StrategyContent. A campaign launched
-    under a two-person approval sends the approved snapshot's spec, whatever is edited
-    later."""
+    each occurrence; one kept on mPaaS carries its StrategyContent. `where` is where the
+    schedule is kept (default: where launch put it, `schedule_resolved`). A campaign
+    launched under a two-person approval sends the approved snapshot's spec, whatever is
+    edited later."""
     from campaigns import approvals  # approvals reads planning.first_call
 
     spec = approvals.launched_spec(campaign) or campaign.push_spec()
-    if campaign.schedule_resolved == scheduling.CONSOLE:
+    if (campaign.schedule_resolved if where is None else where) == scheduling.CONSOLE:
         spec = dataclasses.replace(spec, strategy_type=StrategyType.IMMEDIATE)
     return spec
 
@@ -50,7 +51,7 @@ def spec_for(campaign: Campaign) -> PushSpec:
 def first_call(campaign: Campaign) -> dict[str, str] | None:
     """The exact business parameters of run 1's first call (secret-free), or None when
     the list is empty: the first batch as planning will make it, sent as `spec_for`
-    says."""
+    says. Before launch the schedule's place is the one launch will choose."""
     limits = push_limits()
     per_person = campaign.per_person()
     size = multiple_batch_size() if per_person else limits.max_targets
@@ -61,15 +62,19 @@ def first_call(campaign: Campaign) -> dict[str, str] | None:
     )
     if not refs:
         return None
+    where = campaign.schedule_resolved
+    if not where and campaign.strategy_type != StrategyType.IMMEDIATE:
+        where = scheduling.choose(campaign).where
+    spec = spec_for(campaign, where=where)
     if per_person:
         columns = campaign.value_columns
         group = [
             (target, msg_key(campaign.pk, 1, ref), own_values(columns, values))
             for ref, target, values in refs
         ]
-        return wire.multiple_params(spec_for(campaign), group, max_targets=size)
+        return wire.multiple_params(spec, group, max_targets=size)
     targets = {target: msg_key(campaign.pk, 1, ref) for ref, target, _values in refs}
-    return wire.template_params(spec_for(campaign), targets, limits=limits)
+    return wire.template_params(spec, targets, limits=limits)
 
 
 def own_values(columns: dict[str, str], row: dict | None) -> dict[str, str]:

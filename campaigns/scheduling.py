@@ -79,7 +79,7 @@ def occurrence_times(spec: PushSpec, *, after: datetime | None = None) -> list[d
 
 def describe(campaign: Campaign, *, now: datetime | None = None) -> str:
     """'Scheduled for …' or 'Repeats weekly on Mon, Thu at 09:30 from … to …, next …',
-    in the credential's timezone."""
+    in the credential's timezone; a cancelled campaign has no next send."""
     spec = campaign.push_spec()
     zone = zoneinfo.ZoneInfo(spec.timezone)
     if spec.strategy_type == StrategyType.FIXED and spec.fixed_time:
@@ -108,7 +108,7 @@ def describe(campaign: Campaign, *, now: datetime | None = None) -> str:
         "zone": spec.timezone,
     }
     upcoming = occurrence_times(spec, after=now or timezone.now())
-    if upcoming:
+    if upcoming and campaign.status != Campaign.Status.CANCELLED:
         text += _(", next on %(next)s") % {"next": date_format(upcoming[0], "Y-m-d H:i")}
     return text
 

@@ -6,6 +6,8 @@ urlpatterns = [
     path("", include("campaigns.views.dashboard")),
     # before campaigns.views.campaigns, whose <pk>/<action>/ would take these paths
     path("campaigns/", include("campaigns.views.recall")),
+    path("campaigns/", include("campaigns.views.test_send")),
+    path("campaigns/", include("campaigns.views.confirm")),
     path("campaigns/", include("campaigns.views.campaigns")),
     path("templates/", include("campaigns.views.templates")),
     path("lists/", include("campaigns.views.target_lists")),

@@ -110,7 +110,7 @@ def test_weekly_console_side_campaign_lists_its_next_occurrences(
     page.get_by_label("Time of day").press("Tab")
     expect(page.get_by_test_id("schedule-choice")).to_contain_text("in this console")
     page.get_by_role("button", name="Save draft and review").click()
-    page.get_by_label(re.compile("Send to 25 targets now")).check()
+    page.get_by_label(re.compile("Send to 25 targets at each of 8 send times")).check()
     page.get_by_role("button", name="Launch").click()
     expect(page.get_by_test_id("schedule-text")).to_contain_text("Repeats weekly on Mon, Thu")
     items = page.get_by_test_id("upcoming").locator("li")

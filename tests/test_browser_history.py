@@ -49,7 +49,8 @@ def test_auditor_finds_a_delivery_opens_its_call_and_exports_it(
     expect(rows).to_contain_text("Browser history sale")
     expect(rows).to_contain_text("mark")
 
-    rows.get_by_role("link", name=f"Call details for batch {delivery.batch_id}").click()
+    call = f"Details of call {delivery.batch.seq} of run {delivery.run.number}"
+    rows.get_by_role("link", name=call).click()
     expect(page.get_by_test_id("batch-request-id")).to_have_text(delivery.batch.request_id)
     expect(page.get_by_test_id("batch-deliveries")).to_contain_text(delivery.msg_key)
     expect(page.get_by_test_id("attempt-params").first).to_contain_text('"TemplateName"')

@@ -55,15 +55,35 @@ def test_builder_saves_a_draft_with_rule_errors_next_to_the_fields(
         ext_key_0="taskId",
         ext_value_0="x",
     )
-    response = client.post("/campaigns/new/", data)
+    response = client.post("/campaigns/new/", data, follow=True)
     page = response.content.decode()
-    assert response.status_code == 200
-    assert Campaign.objects.count() == 1  # the draft is saved anyway
+    campaign = Campaign.objects.get()  # the draft is saved anyway
+    assert response.redirect_chain == [(f"/campaigns/{campaign.pk}/edit/", 302)]
     form = response.context["form"]
     assert form.errors["sms_sign_name"]
     assert "#coupon#" in " ".join(form.errors["value__coupon"])
     assert "taskId" in " ".join(form.errors["ext_key_0"])
     assert "cannot be launched until the marked fields are fixed" in page
+    # the summary at the top links each problem to its input
+    assert 'href="#id_sms_sign_name"' in page and 'href="#id_ext_key_0"' in page
+
+
+def test_fixing_a_draft_with_rule_errors_edits_that_draft(
+    client, marketer, credential, template, target_list
+):
+    client.force_login(marketer)
+    data = builder_data(credential, template, target_list, value__coupon="")
+    client.post("/campaigns/new/", data)
+    campaign = Campaign.objects.get()
+    # reopened later: its problem shows at once, before any save
+    page = client.get(f"/campaigns/{campaign.pk}/edit/").content.decode()
+    assert 'href="#id_value__coupon"' in page and "#coupon#" in page
+    response = client.post(
+        f"/campaigns/{campaign.pk}/edit/", builder_data(credential, template, target_list)
+    )
+    assert response["Location"] == f"/campaigns/{campaign.pk}/review/"
+    assert Campaign.objects.count() == 1
+    assert Campaign.objects.get().template_values["coupon"] == "C-1"
 
 
 def test_builder_shows_loop_strategy_content(client, marketer, credential, template, target_list):

@@ -282,7 +282,7 @@ def test_cancel_against_the_model_shaped_answer_does_not_crash_and_is_audited(
     drain()
     client.force_login(marketer)
 
-    response = client.post(f"/campaigns/{campaign.pk}/cancel/")
+    response = client.post(f"/campaigns/{campaign.pk}/cancel/", {"confirm": "yes"})
 
     assert response.status_code == 302
     cancels = [r for r in sandbox.records() if r["action"] == "CancelPushScheduler"]

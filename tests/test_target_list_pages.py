@@ -217,6 +217,27 @@ def test_upload_with_unknown_column_is_refused_and_changes_nothing(
     assert not AuditEvent.objects.exists()
 
 
+def test_a_header_row_without_a_column_name_offers_the_columns(
+    client, marketer, target_list, redis_conn
+):
+    client.force_login(marketer)
+    data = b"\xef\xbb\xbfname,user_id,email\nAnn,u1,a@x\nBob,u2,b@x\n"
+    response = upload(client, target_list, data, "people.csv")
+    assert response.status_code == 400
+    form = response.context["upload_form"]
+    [message] = form.errors["column"]
+    assert "This file has a header row: choose the column" in message
+    assert "“name”, “user_id”, “email”" in message
+    assert 'value="user_id"' in response.text  # the likely column is filled in
+    target_list.refresh_from_db()
+    assert target_list.target_count == 25 and not AuditEvent.objects.exists()
+    # with the column, the same file imports its two IDs
+    status = upload(client, target_list, data, "people.csv", column="user_id").context[
+        "import_status"
+    ]
+    assert (status["added"], status["invalid"]) == (2, 0)
+
+
 def test_upload_without_a_file_shows_the_field_error(client, marketer, target_list):
     client.force_login(marketer)
     response = client.post(reverse("target-list-upload", args=[target_list.pk]), {})

@@ -70,6 +70,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
     "campaign-recall": both(READ),
     "campaign-recall-start": both(SEND),
     "campaign-recall-cancel": both(SEND),
+    "campaign-test-send": both(SEND),
+    "campaign-confirm": both(SEND),
     # message templates (the edit page is also the auditors' read page)
     "template-list": both(READ),
     "template-create": both(SEND),
@@ -150,6 +152,8 @@ MATRIX: dict[str, dict[str, frozenset] | str] = {
         )
     },
 }
+if importlib.util.find_spec("prometheus_client"):  # django-rq serves /rq/metrics/ only then
+    MATRIX["django_rq:metrics"] = both(ADMINS)
 
 # Which object a `pk` stands for, by URL-name prefix (longest prefix wins).
 PK_OBJECTS = {

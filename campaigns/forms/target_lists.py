@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from crispy_forms.helper import FormHelper
 from django import forms
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from campaigns.importing import header
 from campaigns.models import TargetList
 
 MAX_PASTE_CHARS = 1_000_000  # below DATA_UPLOAD_MAX_MEMORY_SIZE; bigger lists are uploaded
@@ -54,6 +56,27 @@ class UploadForm(forms.Form):
 
     def clean_column(self) -> str | None:
         return self.cleaned_data["column"].strip() or None
+
+    def clean(self):
+        """A file with a header row but no column named: offer its columns (the likely
+        one filled in) instead of rejecting every row."""
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload is None or cleaned.get("column"):
+            return cleaned
+        names = header.columns(upload)
+        if names:
+            self.data = self.data.copy()
+            self.data["column"] = header.guess(names)
+            self.add_error(
+                "column",
+                _(
+                    "This file has a header row: choose the column holding the IDs "
+                    "(%(names)s). “%(guess)s” is filled in; choose the file again and upload."
+                )
+                % {"names": ", ".join(f"“{n}”" for n in names), "guess": self.data["column"]},
+            )
+        return cleaned
 
 
 class PasteForm(forms.Form):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import zoneinfo
 
 from django.contrib import messages
@@ -15,17 +14,30 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can_read, can_send
-from campaigns import approvals, audit, charts, doubts, lifecycle, paging, planning, scheduling
-from campaigns.conf import multiple_batch_size, push_limits
+from campaigns import (
+    approvals,
+    audit,
+    campaign_history,
+    charts,
+    doubts,
+    lifecycle,
+    paging,
+    planning,
+    reviewing,
+    scheduling,
+)
+from campaigns.forms import drafts
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
 from campaigns.models import Batch, Campaign, Credential, MessageTemplate
 from campaigns.mpaas import wire
 from campaigns.mpaas.client import PushError
 from campaigns.mpaas.strategy import StrategyError
 from campaigns.mpaas.vocabulary import StrategyType, humanize_seconds
+from campaigns.views import test_send
 from campaigns.views.approvals import approval_context
 
 PAGE_SIZE = 50
+PHONE_LOOKS = (("ios", "iOS"), ("android", "Android"))
 
 
 def _campaign(pk: int) -> Campaign:
@@ -45,11 +57,16 @@ def campaign_list(request):
         if form.cleaned_data["status"]:
             campaigns = campaigns.filter(status=form.cleaned_data["status"])
     before = paging.cursor(request.GET.get("before"))
+    campaigns = campaign_history.with_list_columns(campaigns)
     page = paging.keyset_page(campaigns, key="pk", descending=True, size=PAGE_SIZE, after=before)
     return render(
         request,
         "campaigns/campaigns/list.html",
-        {"form": form, "campaigns": page.rows, "next_before": page.next_cursor},
+        {
+            "form": form,
+            "campaigns": campaign_history.add_next_send(page.rows),
+            "next_before": page.next_cursor,
+        },
     )
 
 
@@ -71,13 +88,14 @@ def _builder(request, campaign: Campaign | None):
             if not form.rule_errors:
                 messages.success(request, _("Draft saved. Review it before launching."))
                 return redirect("campaign-review", pk=campaign.pk)
-            form = CampaignForm(request.POST, instance=campaign)
-            form.is_valid()
-            form.show_rule_errors()
+            # One draft from its first save: fixing the marked fields edits this draft.
             messages.warning(
                 request,
                 _("Draft saved, but it cannot be launched until the marked fields are fixed."),
             )
+            return redirect("campaign-edit", pk=campaign.pk)
+    elif instance.pk:
+        form = drafts.reopened(instance)
     else:
         form = CampaignForm(instance=instance)
     return render(
@@ -86,6 +104,8 @@ def _builder(request, campaign: Campaign | None):
         {
             "form": form,
             "campaign": campaign,
+            "error_summary": drafts.error_summary(form) if form.is_bound else [],
+            **(test_send.panel_context(campaign) if campaign else {}),
             "preview": _preview(form),
             "category_fields": form.fields_named("tcc_"),
             "level_fields": form.fields_named("level_"),
@@ -120,6 +140,7 @@ def _preview(form: CampaignForm) -> dict:
         "template": template,
         "credential": credential,
         "rendered": template.preview(values) if template else None,
+        "phone_looks": PHONE_LOOKS,
     }
     seconds = form.data.get("expired_seconds") if form.is_bound else form.instance.expired_seconds
     try:
@@ -157,10 +178,7 @@ def campaign_builder_preview(request):
 def campaign_review(request, pk: int):
     campaign = _campaign(pk)
     errors = lifecycle.launch_errors(campaign) if campaign.can_launch() else {}
-    count = campaign.target_list.target_count
-    size = multiple_batch_size() if campaign.per_person() else push_limits().max_targets
-    calls = math.ceil(count / size) if count else 0
-    seconds = calls / campaign.credential.rate_limit if calls else 0
+    review = reviewing.plan(campaign)
     params = None if errors else planning.first_call(campaign)
     return render(
         request,
@@ -168,16 +186,19 @@ def campaign_review(request, pk: int):
         {
             "campaign": campaign,
             "errors": errors,
-            "calls": calls,
-            "targets": count,
+            "review": review,
+            "calls": review.calls,
+            "targets": review.targets,
             "params": params,
-            "send_seconds": seconds,
-            "send_time": humanize_seconds(max(1, math.ceil(seconds))) if calls else "",
-            "expires_first": seconds > campaign.expired_seconds,
+            "send_time": review.send_time,
+            "expires_first": review.send_seconds > campaign.expired_seconds,
             "beyond_version": wire.beyond_api_version(campaign.credential.api_version, params)
             if params
             else [],
             **approval_context(campaign, request),
+            **test_send.panel_context(campaign),
+            "message": campaign.template.preview(campaign.template_values or {}),
+            "phone_looks": PHONE_LOOKS,
         },
     )
 
@@ -198,7 +219,8 @@ def campaign_launch(request, pk: int):
     except lifecycle.StateError as exc:
         messages.info(request, str(exc))
         return redirect("campaign-detail", pk=pk)
-    messages.success(request, _("Launched. Sending starts in a moment."))
+    campaign.refresh_from_db()
+    messages.success(request, reviewing.launched_message(campaign))
     return redirect("campaign-detail", pk=pk)
 
 
@@ -213,14 +235,17 @@ def campaign_detail(request, pk: int):
         batches = batches.filter(status=outcome)
     after = paging.cursor(request.GET.get("after"))
     page = paging.keyset_page(batches, key="seq", size=PAGE_SIZE, after=after)
+    rows = campaign_history.run_rows(campaign)
     return render(
         request,
         "campaigns/campaigns/detail.html",
         {
             "campaign": campaign,
             "run": run,
-            "counts": run.counts() if run else None,
-            "runs": campaign.runs.order_by("-number"),
+            "counts": rows[0].counts if rows else None,
+            "run_rows": rows,
+            "totals": campaign_history.totals(rows),
+            "events": campaign_history.events(campaign),
             "outcomes": run.outcomes() if run else [],
             "doubts": doubts.for_campaign(campaign),
             "batches": page.rows,
@@ -228,18 +253,28 @@ def campaign_detail(request, pk: int):
             "outcome": outcome,
             "batch_statuses": Batch.Status.choices,
             "active": campaign.is_sending_now(),
+            "polling": _polling(campaign),
             "schedule_text": scheduling.describe(campaign)
             if campaign.strategy_type != StrategyType.IMMEDIATE
             else "",
             "tasks": campaign.tasks.order_by("pk")[:100],
             "campaign_charts": charts.campaign_charts(campaign),
             "upcoming": scheduling.upcoming(campaign),
-            "past_occurrences": campaign.occurrences.exclude(status="pending").order_by("-due_at")[
-                :20
-            ],
+            # a send time cancelled before it came is not a past occurrence
+            "past_occurrences": campaign.occurrences.exclude(status="pending")
+            .exclude(status="cancelled", due_at__gt=timezone.now())
+            .order_by("-due_at")[:20],
+            "cancelled_future": campaign.occurrences.filter(
+                status="cancelled", due_at__gt=timezone.now()
+            ).count(),
             **approval_context(campaign, request),
         },
     )
+
+
+def _polling(campaign: Campaign) -> bool:
+    """Progress refreshes while sending and while paused (calls in flight finish)."""
+    return campaign.is_sending_now() or campaign.status == Campaign.Status.PAUSED
 
 
 @can_read
@@ -260,10 +295,13 @@ def campaign_progress(request, pk: int):
             "run": run,
             "counts": run.counts() if run else None,
             "active": active,
+            "polling": _polling(campaign),
         },
     )
-    if not active and request.htmx and request.GET.get("was_active"):
-        # the outcome table and the actions change when sending ends: the page re-fetches
+    shown = request.GET.get("shown", "")
+    ended = not active and request.GET.get("was_active") and not _polling(campaign)
+    if request.htmx and (ended or (shown and shown != campaign.status)):
+        # the outcome table and the actions change with the status: the page re-fetches
         # them in place (no reload, so focus and the announcement are kept)
         response["HX-Trigger"] = "campaign-finished"
     return response
@@ -279,10 +317,15 @@ ACTIONS = {
 }
 
 
+CONFIRMED = ("cancel", "retry")  # these ask first (views/confirm.py)
+
+
 @can_send
 @require_POST
 def campaign_action(request, pk: int, action: str):
     campaign = _campaign(pk)
+    if action in CONFIRMED and request.POST.get("confirm") != "yes":
+        return redirect("campaign-confirm", pk=pk, action=action)
     if action == "retry":
         try:
             run = lifecycle.retry_failed(campaign, request.user, request=request)
