@@ -130,6 +130,8 @@ def test_account_menu_answers_arrows_and_escape(page, live_server, marketer):
     menu = page.locator(".dropdown-menu")
     expect(menu).to_be_visible()
     page.keyboard.press("ArrowDown")
+    assert focused(page)["name"] == "Change your password"
+    page.keyboard.press("ArrowDown")
     assert focused(page)["name"] == "Two-factor sign-in"
     page.keyboard.press("ArrowDown")
     assert focused(page)["name"] == "Log out"

@@ -99,13 +99,14 @@ def test_progress_keeps_refreshing_while_paused(
     client.force_login(marketer)
     page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
     assert 'hx-trigger="every 1s"' in page
-    # once the status differs from the one shown, the page reloads (new actions)
+    # once the status differs from the one shown, the page re-fetches itself in place
+    # (new actions, no reload: focus and the announcement are kept)
     response = client.get(
         f"/campaigns/{campaign.pk}/progress/?shown=sending", HTTP_HX_REQUEST="true"
     )
-    assert response["HX-Refresh"] == "true"
+    assert response["HX-Trigger"] == "campaign-finished"
     same = client.get(f"/campaigns/{campaign.pk}/progress/?shown=paused", HTTP_HX_REQUEST="true")
-    assert "HX-Refresh" not in same
+    assert "HX-Trigger" not in same
     assert Occurrence.objects.count() == 0
 
 

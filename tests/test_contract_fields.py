@@ -30,8 +30,9 @@ def test_builder_puts_transparent_rules_next_to_their_fields(
         silent="1",
         channel_id="a b",
     )
-    response = client.post("/campaigns/new/", data)
+    response = client.post("/campaigns/new/", data, follow=True)
     assert response.status_code == 200
+    assert response.redirect_chain[-1][0].endswith("/edit/")  # one draft, reopened
     form = response.context["form"]
     assert form.errors["transparent_payload"] == [
         "A transparent message needs a payload (a JSON object)."
