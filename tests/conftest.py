@@ -40,6 +40,15 @@ def redis_url():
     from pushconsole import embedded_redis
 
     url = os.environ.get("REDIS_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if url and worker.startswith("gw") and worker[2:].isdigit():
+        # Parallel test processes each get a database number of their own (they flush
+        # it), counted from the one REDIS_URL names.
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        base = int(parts.path.strip("/") or 0)
+        url = urlunsplit(parts._replace(path=f"/{base + int(worker[2:])}"))
     child = None
     workdir = None
     if not url:
