@@ -104,7 +104,6 @@ def _builder(request, campaign: Campaign | None):
         {
             "form": form,
             "campaign": campaign,
-            "error_summary": drafts.error_summary(form) if form.is_bound else [],
             **(test_send.panel_context(campaign) if campaign else {}),
             "preview": _preview(form),
             "category_fields": form.fields_named("tcc_"),
