@@ -119,3 +119,47 @@ def test_weekly_console_side_campaign_lists_its_next_occurrences(
     campaign = Campaign.objects.get(task_name="Console weekly")
     assert campaign.status == Campaign.Status.SCHEDULED
     assert campaign.occurrences.count() == 8
+
+
+def test_contract_fields_from_a_bad_payload_to_the_first_call(
+    login, page, live_server, marketer, credential, template, target_list
+):
+    login(marketer)
+    page.goto(f"{live_server.url}/campaigns/new/")
+    fill_basics(page, "Contract fields", credential, template, target_list)
+    payload = page.locator("#id_transparent_payload")
+    # the transparent-message fields belong to NotifyType "transparent" only
+    expect(payload).to_be_hidden()
+    page.locator("#id_notify_type").select_option("transparent")
+    expect(payload).to_be_visible()
+    payload.fill('{"cmd": "sync"')  # not JSON: the closing brace is missing
+    page.locator("#id_transparent_urgency").select_option("HIGH")
+    page.locator("#id_push_action").select_option("1")
+    page.locator("#id_silent").select_option("1")
+    page.locator("#id_channel_id").fill("promo")
+    page.locator("#id_vendor_template").fill('{"hms": {"category": "MARKETING"}}')
+    page.get_by_role("button", name="Save draft and review").click()
+    # a field error beside the payload (still shown after the failed save), nothing saved
+    expect(payload).to_be_visible()
+    expect(payload).to_have_class(re.compile(r"\bis-invalid\b"))
+    expect(page.locator("#transparent-fields")).to_contain_text("This must be a JSON object")
+    expect(page.get_by_test_id("error-summary")).to_contain_text(
+        "Transparent-message payload (JSON)"
+    )
+    assert not Campaign.objects.exists()
+    payload.fill('{"cmd": "sync"}')
+    page.get_by_role("button", name="Save draft and review").click()
+    expect(page).to_have_url(re.compile(r"/campaigns/\d+/review/$"))
+    rows = {
+        name: value
+        for name, value in (
+            row.split("\t", 1)
+            for row in page.locator("table tr:has(th[scope=row])").all_inner_texts()
+            if "\t" in row
+        )
+    }
+    assert json.loads(rows["TransparentMessagePayload"]) == {"cmd": "sync"}
+    assert rows["TransparentMessageUrgency"] == "HIGH"
+    assert (rows["PushAction"], rows["Silent"], rows["ChannelId"]) == ("1", "1", "promo")
+    assert json.loads(rows["VendorTemplate"]) == {"hms": {"category": "MARKETING"}}
+    assert rows["NotifyType"] == "transparent"

@@ -248,3 +248,42 @@ def test_progress_polls_do_not_write_the_session_every_time(
         and q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT"))
     ]
     assert writes == []
+
+
+def test_preview_names_each_missing_loop_field_once(
+    client, marketer, credential, template, target_list
+):
+    client.force_login(marketer)
+    data = builder_data(credential, template, target_list, strategy_type="2")
+    page = html.unescape(client.post("/campaigns/preview/", data).content.decode())
+    errors = page.split('data-testid="strategy-error">', 1)[1].split("</ul>", 1)[0]
+    message = "This field is missing or invalid for a loop push."
+    for label in ("Loop start date:", "Loop end date:", "Repeat:", "Time of day:"):
+        assert errors.count(label) == 1, label
+    # every line names its field; the shared message is never shown bare
+    lines = [line.split("</li>")[0] for line in errors.split("<li>")[1:]]
+    assert len(lines) == len(set(lines)) >= 4
+    assert all(line.endswith(message) and not line.startswith(message) for line in lines)
+
+
+def test_preview_marks_a_blank_template_value(client, marketer, credential, template, target_list):
+    client.force_login(marketer)
+    data = builder_data(credential, template, target_list, value__coupon="")
+    page = html.unescape(client.post("/campaigns/preview/", data).content.decode())
+    assert "‹coupon: value missing›" in page
+    assert "‹name: value missing›" not in page  # the value given is shown as typed
+
+
+def test_more_extended_keys_than_rows_is_an_error_and_saves_nothing(
+    client, marketer, credential, template, target_list
+):
+    client.force_login(marketer)
+    extra = {"ext_key_20": "k21", "ext_value_20": "v", "ext_key_21": "k22"}
+    data = builder_data(credential, template, target_list, ext_key_0="a", ext_value_0="1", **extra)
+    response = client.post("/campaigns/new/", data)
+    assert response.status_code == 200
+    assert Campaign.objects.count() == 0
+    message = " ".join(response.context["form"].errors["ext_key_0"])
+    assert "At most 20 extended parameters" in message and "2 more keys" in message
+    page = response.content.decode()
+    assert 'href="#id_ext_key_0"' in page and 'id="extended-full"' in page

@@ -30,16 +30,16 @@ def test_builder_puts_transparent_rules_next_to_their_fields(
         silent="1",
         channel_id="a b",
     )
+    # a draft saves with its rule errors and reopens with them beside the fields
     response = client.post("/campaigns/new/", data, follow=True)
-    assert response.status_code == 200
-    assert response.redirect_chain[-1][0].endswith("/edit/")  # one draft, reopened
+    campaign = Campaign.objects.get()
+    assert response.redirect_chain == [(f"/campaigns/{campaign.pk}/edit/", 302)]
     form = response.context["form"]
     assert form.errors["transparent_payload"] == [
         "A transparent message needs a payload (a JSON object)."
     ]
     assert form.errors["channel_id"] == ["Channel ID may not contain spaces."]
     assert "transparent_urgency" not in form.errors
-    campaign = Campaign.objects.get()  # a draft saves with its rule errors
     assert (campaign.push_action, campaign.silent, campaign.transparent_urgency) == (1, 1, "HIGH")
 
 
@@ -174,3 +174,14 @@ def test_builder_and_launch_refuse_a_template_of_another_app(
     assert refused.value.errors["template"] == [message]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT and not Batch.objects.exists()
+
+
+def test_transparent_fields_are_rendered_hidden_unless_transparent(
+    client, marketer, credential, template, target_list
+):
+    client.force_login(marketer)
+    page = client.get("/campaigns/new/").content.decode()
+    assert 'id="transparent-fields" data-notify="transparent" hidden>' in page
+    data = builder_data(credential, template, target_list, notify_type="transparent")
+    page = client.post("/campaigns/new/", {**data, "transparent_payload": "[1]"}).content.decode()
+    assert 'id="transparent-fields" data-notify="transparent">' in page

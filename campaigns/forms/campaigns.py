@@ -71,6 +71,8 @@ class CampaignForm(forms.ModelForm):
     """Builder form. The credential's timezone governs fixed times, loop days and the
     dismissal date: values are typed and shown in that zone."""
 
+    extended_max = EXTENDED_ROWS
+
     loop_weekdays = forms.TypedMultipleChoiceField(
         label=gettext_lazy("Weekdays"),
         required=False,
@@ -376,6 +378,16 @@ class CampaignForm(forms.ModelForm):
             return None
         return value
 
+    def _keys_beyond_the_rows(self) -> int:
+        """How many non-blank ``ext_key_N`` were posted past the form's EXTENDED_ROWS rows
+        (a crafted or stale page); they would otherwise be dropped without a word."""
+        beyond = 0
+        for name in self.data:
+            number = name[len("ext_key_") :] if name.startswith("ext_key_") else ""
+            if number.isdigit() and int(number) >= EXTENDED_ROWS:
+                beyond += bool(str(self.data.get(name) or "").strip())
+        return beyond
+
     def clean_schedule_mode(self) -> str:
         return self.cleaned_data.get("schedule_mode") or ScheduleMode.AUTO
 
@@ -431,6 +443,15 @@ class CampaignForm(forms.ModelForm):
             elif key:
                 extended[key] = value
         cleaned["extended_params"] = extended
+        if over := self._keys_beyond_the_rows():
+            self.add_error(
+                "ext_key_0",
+                _(
+                    "At most %(max)d extended parameters can be sent; %(count)d more keys "
+                    "were given and none of them was kept. Remove them or merge them."
+                )
+                % {"max": EXTENDED_ROWS, "count": over},
+            )
         cleaned["sms_template_param"] = self._json_object("sms_template_param") or {}
         cleaned["activity_content_state"] = self._json_object("activity_content_state")
         cleaned["transparent_payload"] = self._json_object("transparent_payload")
@@ -478,9 +499,22 @@ class CampaignForm(forms.ModelForm):
                 else:
                     self.add_error(self.form_field_for(spec_field), message)
 
+    def labelled(self, errors: dict[str, list[str]]) -> list[str]:
+        """mpaas/strategy.py's messages as "Label: message" lines, each pair once (several
+        fields may share one message; each is named, none repeated)."""
+        lines: dict[str, None] = {}
+        for spec_field, messages in errors.items():
+            name = self.form_field_for(spec_field)
+            field = self.fields.get(name) if name else None
+            label = str(field.label) if field is not None and field.label else spec_field
+            for message in messages:
+                line = _("%(label)s: %(message)s") % {"label": label, "message": message}
+                lines.setdefault(line, None)
+        return list(lines)
+
     def form_field_for(self, spec_field: str) -> str | None:
         if spec_field == "loop_circle_values":
-            circle = self.cleaned_data.get("loop_circle_type")
+            circle = getattr(self, "cleaned_data", {}).get("loop_circle_type")
             return "loop_monthdays" if circle == CircleType.MONTHLY else "loop_weekdays"
         if spec_field in SPEC_TO_FORM:
             return SPEC_TO_FORM[spec_field]

@@ -1,12 +1,9 @@
-"""A saved draft reopened in the builder with its problems shown, and the error summary."""
+"""A saved draft reopened in the builder, bound and checked so its problems show at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django import forms
 from django.utils.datastructures import MultiValueDict
-from django.utils.translation import gettext as _
 
 from campaigns.forms.campaigns import CampaignForm
 from campaigns.models import Campaign
@@ -32,25 +29,3 @@ def reopened(campaign: Campaign) -> CampaignForm:
     if form.is_valid():
         form.show_rule_errors()
     return form
-
-
-@dataclass(frozen=True)
-class SummaryLine:
-    anchor: str  # the id of the input to jump to
-    label: str
-    message: str
-
-
-def error_summary(form: forms.BaseForm) -> list[SummaryLine]:
-    """Every error of the form, in field order, each with the id of its input (the
-    first box of a group of checkboxes or radios); form-wide errors point at the form."""
-    lines = [SummaryLine("campaign-form", _("Form"), str(m)) for m in form.non_field_errors()]
-    for bf in form:
-        if not bf.errors:
-            continue
-        anchor = bf.auto_id
-        if isinstance(bf.field.widget, forms.RadioSelect | forms.CheckboxSelectMultiple):
-            anchor = f"{anchor}_0"
-        label = str(bf.label or bf.name)
-        lines.extend(SummaryLine(anchor, label, str(m)) for m in bf.errors)
-    return lines

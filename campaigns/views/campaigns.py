@@ -104,7 +104,6 @@ def _builder(request, campaign: Campaign | None):
         {
             "form": form,
             "campaign": campaign,
-            "error_summary": drafts.error_summary(form) if form.is_bound else [],
             **(test_send.panel_context(campaign) if campaign else {}),
             "preview": _preview(form),
             "category_fields": form.fields_named("tcc_"),
@@ -135,7 +134,12 @@ def _preview(form: CampaignForm) -> dict:
     if form.is_bound:
         values = {f.name[len("value__") :]: form.data.get(f.name, "") for f in form.value_fields()}
     elif form.instance.pk:
-        values = form.instance.template_values or {}
+        values = dict(form.instance.template_values or {})
+    if template:
+        # a value not given shows as a visible marker, not as nothing
+        for name in template.placeholders():
+            if not str(values.get(name) or "").strip():
+                values[name] = _("‹%(name)s: value missing›") % {"name": name}
     data = {
         "template": template,
         "credential": credential,
@@ -154,7 +158,8 @@ def _preview(form: CampaignForm) -> dict:
         try:
             data["strategy_json"] = wire.strategy_content_json(form.instance.push_spec())
         except StrategyError as exc:
-            data["strategy_error"] = str(exc)
+            data["strategy_errors"] = form.labelled(exc.errors)
+            data["strategy_error"] = " ".join(data["strategy_errors"])
         if form.instance.strategy_type != StrategyType.IMMEDIATE:
             data["schedule"] = scheduling.choose(form.instance)
     return data

@@ -1,5 +1,6 @@
-// Campaign builder: show only the delivery fields of the chosen strategy, and only as
-// many extended-parameter rows as are in use plus one. No inline scripts (CSP).
+// Campaign builder: show only the delivery fields of the chosen strategy, the
+// transparent-message fields only for NotifyType "transparent", and only as many
+// extended-parameter rows as are in use plus one. No inline scripts (CSP).
 (function () {
   "use strict";
   var form = document.getElementById("campaign-form");
@@ -18,6 +19,12 @@
     });
     form.querySelectorAll("[data-circle]").forEach(function (el) {
       el.hidden = el.getAttribute("data-circle") !== circle;
+    });
+    // the transparent-message fields belong to NotifyType "transparent" only; a field
+    // with an error stays in view so the error can be read and fixed
+    var notify = (form.querySelector("[name='notify_type']") || {}).value || "";
+    form.querySelectorAll("[data-notify]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-notify") !== notify && !el.querySelector(".is-invalid");
     });
   }
 
@@ -41,10 +48,15 @@
         next.querySelector("input").focus();
       }
     }
+    // Every row shown: say that this is the limit rather than do nothing on a click.
+    var full = !rows.some(function (r) { return r.hidden; });
+    var note = document.getElementById("extended-full");
+    if (note) { note.hidden = !full; }
+    if (add) { add.disabled = full; }
   }
 
-  form.addEventListener("change", syncStrategy);
   var add = document.getElementById("add-extended-row");
+  form.addEventListener("change", syncStrategy);
   if (add) { add.addEventListener("click", function () { syncRows(true); }); }
   syncStrategy();
   syncRows(false);
