@@ -47,10 +47,6 @@ WORKER_ENV = {
     "PUSH_MAX_ATTEMPTS": "30",
     "PUSH_PLAN_CHUNK": "2000",
     "SWEEP_INTERVAL_SECONDS": "1",
-    # A send job taken off the queue by a host that is cut before the job starts leaves
-    # its slot's "queued" marker behind, and the sweeper re-queues that slot only once
-    # the marker expires (600 s by default): short here, see docs/DEPLOY.md.
-    "PUSH_QUEUED_MARKER_SECONDS": "10",
     "DB_CONN_MAX_AGE": "60",
     "LOG_LEVEL": "WARNING",
 }
