@@ -22,8 +22,6 @@ from typing import Any
 import django_rq
 import redis
 from django.conf import settings
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +85,7 @@ def send_slots() -> list[Slot]:
 
 
 def slot_busy(conn: redis.Redis, run_id: int, slot: Slot) -> bool:
-    """A job holds the slot, or the slot's job still waits in the queue. A marker whose
-    job has left the queue without taking the slot (its worker's host went away between
-    dequeue and start) no longer counts, so the sweeper re-queues the slot within a
-    lease instead of after PUSH_QUEUED_MARKER_SECONDS."""
-    if conn.exists(_running_key(run_id, slot)):
-        return True
-    marker = conn.get(_queued_key(run_id, slot))
-    if marker is None:
-        return False
-    try:
-        job = Job.fetch(marker.decode(), connection=conn)
-    except (NoSuchJobError, UnicodeDecodeError):
-        return marker == b"1"  # a marker written before markers named their job
-    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED)
+    return bool(conn.exists(_running_key(run_id, slot), _queued_key(run_id, slot)))
 
 
 def enqueue(run_id: int, slot: Slot, *, force: bool = False) -> bool:
@@ -114,8 +99,7 @@ def enqueue(run_id: int, slot: Slot, *, force: bool = False) -> bool:
         conn = connection()
         if not force and slot_busy(conn, run_id, slot):
             return False
-        job_id = str(uuid.uuid4())
-        conn.set(_queued_key(run_id, slot), job_id, ex=settings.PUSH_QUEUED_MARKER_SECONDS)
+        conn.set(_queued_key(run_id, slot), "1", ex=settings.PUSH_QUEUED_MARKER_SECONDS)
         if slot.kind == "plan":
             func, args = jobs.plan_run, (run_id,)
         else:
@@ -127,7 +111,6 @@ def enqueue(run_id: int, slot: Slot, *, force: bool = False) -> bool:
             result_ttl=600,
             failure_ttl=7 * 24 * 3600,
             description=f"{slot.kind} run {run_id} ({slot.name})",
-            job_id=job_id,
         )
         return True
     except redis.RedisError as exc:

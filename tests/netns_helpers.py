@@ -242,6 +242,10 @@ class Postgres:
                 f"listen_addresses = '{self.hosts.addr('db')}'\nport = {self.port}\n"
                 f"unix_socket_directories = '{self.dir}'\nmax_connections = 200\n"
                 "fsync = off\nfull_page_writes = off\n"  # a process crash keeps the page cache
+                # a worker host cut mid-transaction keeps its row locks until its session
+                # ends: without these the sweeper waits on them (docs/DEPLOY.md)
+                "idle_in_transaction_session_timeout = '5s'\n"
+                "tcp_keepalives_idle = 5\ntcp_keepalives_interval = 2\ntcp_keepalives_count = 3\n"
             )
         self.pg_ctl("start")
 
