@@ -69,6 +69,18 @@ def _audit_witness(tmp_path, settings):
 
 
 @pytest.fixture(autouse=True)
+def _english_by_default():
+    """Every test starts in the default language: a test that switched to Chinese (a
+    page view in zh-hans activates it for the thread) must not leak into the next."""
+    from django.conf import settings as django_settings
+    from django.utils import translation
+
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _redis_settings(redis_url, settings):
     settings.REDIS_URL = redis_url
     settings.RQ_QUEUES = {"push": {"URL": redis_url, "DEFAULT_TIMEOUT": 3600}}
