@@ -19,14 +19,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from campaigns.conf import push_limits
-from campaigns.forms.campaign_fields import (  # noqa: F401 - part of this module's API
+from campaigns.forms.campaign_fields import (
     CATEGORY_PREFIX,
     EXTENDED_ROWS,
     LEVEL_PREFIX,
     SPEC_TO_FORM,
     VALUE_PREFIX,
     CampaignFields,
-    DateTimeLocalInput,
     choices_with_blank,
 )
 from campaigns.models import Campaign, Credential, MessageTemplate, ScheduleMode, TargetList
