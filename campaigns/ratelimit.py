@@ -10,6 +10,12 @@ stragglers of one burst used to land in the next second at the receiver). Use `s
 which marks the call finished when it returns; an entry whose holder died stops counting
 `hold` seconds after its admission (longer than any call may take).
 
+Marking a call finished costs no round trip of its own: the end is noted in-process and
+written (ZADD XX, timed by Redis) with this limiter's next admission, whichever thread
+makes it, or by `flush()`, which the send job calls every second and when it stops. A
+late write only makes a call count a little longer, never shorter, so the bound holds;
+it halves the Redis calls per push (a send job's largest cost after the SDK).
+
 Rates below 1 call/s admit one call per 1/rate seconds. Fractional rates above 1 are
 rounded down (2.5/s admits 2 per second): a limit is never exceeded.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +48,9 @@ local member = ARGV[3]
 local hold = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 5, #ARGV do
+  redis.call('ZADD', key, 'XX', now, ARGV[i])
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 if redis.call('ZCARD', key) < limit then
   redis.call('ZADD', key, now + hold, member)
@@ -55,7 +65,11 @@ return wait
 _FINISH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+local n = 0
+for i = 1, #ARGV do
+  n = n + redis.call('ZADD', KEYS[1], 'XX', now, ARGV[i])
+end
+return n
 """
 
 
@@ -78,14 +92,32 @@ class RateLimiter:
         self.hold_us = int(hold * 1_000_000)
         self._script = connection.register_script(_SCRIPT)
         self._finish = connection.register_script(_FINISH)
+        self._ended: list[str] = []  # calls ended, not yet written to Redis
+        self._ended_lock = threading.Lock()
+
+    def _take_ended(self) -> list[str]:
+        with self._ended_lock:
+            ended, self._ended = self._ended, []
+        return ended
 
     def try_acquire(self, member: str | None = None) -> float:
-        """Take a slot if one is free. Returns 0 on success, else seconds to wait."""
+        """Take a slot if one is free (writing the ends noted since the last write
+        first). Returns 0 on success, else seconds to wait."""
         member = member or uuid.uuid4().hex
-        wait_us = self._script(
-            keys=[self.key], args=[self.limit, self.window_us, member, self.hold_us]
-        )
+        ended = self._take_ended()
+        try:
+            wait_us = self._script(
+                keys=[self.key], args=[self.limit, self.window_us, member, self.hold_us, *ended]
+            )
+        except RedisError:
+            self._note_ended(ended)  # written by the next try or flush
+            raise
         return int(wait_us) / 1_000_000
+
+    def _note_ended(self, members: list[str]) -> None:
+        if members:
+            with self._ended_lock:
+                self._ended.extend(members)
 
     def acquire(
         self, *, timeout: float = 60.0, should_stop=None, member: str | None = None
@@ -113,10 +145,22 @@ class RateLimiter:
         """The call admitted as `member` has ended: it counts for one more window."""
         self._finish(keys=[self.key], args=[member])
 
+    def flush(self) -> None:
+        """Write the ends noted since the last admission (their calls count from now)."""
+        ended = self._take_ended()
+        if not ended:
+            return
+        try:
+            self._finish(keys=[self.key], args=ended)
+        except RedisError as exc:  # kept for the next try; else they stop counting at `hold`
+            self._note_ended(ended)
+            log.warning("could not mark %d rate-limited call(s) finished: %s", len(ended), exc)
+
     @contextmanager
     def slot(self, *, timeout: float) -> Iterator[bool]:
-        """Admit one call (yields False if no slot came in `timeout`) and mark it ended
-        when the block exits, however it exits."""
+        """Admit one call (yields False if no slot came in `timeout`) and note it ended
+        when the block exits, however it exits (written with the next admission or
+        `flush()`)."""
         member = uuid.uuid4().hex
         if not self.acquire(timeout=timeout, member=member):
             yield False
@@ -124,10 +168,7 @@ class RateLimiter:
         try:
             yield True
         finally:
-            try:
-                self.finish(member)
-            except RedisError as exc:  # it stops counting `hold` after admission instead
-                log.warning("could not mark a rate-limited call finished: %s", exc)
+            self._note_ended([member])
 
 
 def for_credential(

@@ -317,7 +317,27 @@ def test_a_slot_is_marked_finished_however_the_call_ends(redis_conn):
         pass
     score = redis_conn.zrange("test:slot", 0, -1, withscores=True)[0][1]
     now_us = redis_conn.time()[0] * 1_000_000
+    assert score > now_us + 20_000_000  # noted, not yet written: admission + 30 s
+    limiter.flush()
+    score = redis_conn.zrange("test:slot", 0, -1, withscores=True)[0][1]
+    now_us = redis_conn.time()[0] * 1_000_000
     assert score <= now_us + 1_000_000  # ended now, not admission + 30 s
+
+
+def test_the_next_admission_writes_the_ends_noted_before_it(redis_conn):
+    """Ends cost no round trip of their own: the next try (any thread's) writes them."""
+    limiter = ratelimit.RateLimiter(redis_conn, "test:lazy", 5, hold=30)
+    for _n in range(3):
+        with limiter.slot(timeout=1) as admitted:
+            assert admitted
+    scores = [s for _m, s in redis_conn.zrange("test:lazy", 0, -1, withscores=True)]
+    now_us = redis_conn.time()[0] * 1_000_000
+    # the first two ends were written by the second and third admissions; the third waits
+    assert sum(1 for s in scores if s <= now_us + 1_000_000) == 2
+    assert limiter.try_acquire("next") == 0
+    scores = dict(redis_conn.zrange("test:lazy", 0, -1, withscores=True))
+    assert sum(1 for s in scores.values() if s <= now_us + 1_000_000) == 3
+    assert scores[b"next"] > now_us + 20_000_000  # in flight
 
 
 def test_rate_limiter_never_admits_more_than_the_limit_in_any_window(redis_conn):

@@ -48,17 +48,25 @@ def _send(run_id: int, slot_name: str) -> str:
         ctx = context_for(run_id, slot)
         if ctx is None:
             return "run is not sending"
+
+        def refresh() -> None:  # every second or so while the sender runs
+            lease.refresh()
+            ctx.limiter.flush()  # calls ended since the last admission
+
         sender = Sender(
             RunLedger(ctx),
             lambda claim: call(ctx, claim),
             threads=max(1, settings.PUSH_CONCURRENCY),
             deadline=time.monotonic() + settings.PUSH_JOB_SECONDS,
             grace=settings.PUSH_LEASE_SECONDS,
-            refresh=lease.refresh,
+            refresh=refresh,
             patience=settings.PUSH_LEASE_SECONDS,
             name=f"run{run_id}-{slot.index}",
         )
-        sender.run()
+        try:
+            sender.run()
+        finally:
+            ctx.limiter.flush()
         more = has_pending(run_id)
         if more:
             queueing.enqueue(run_id, slot, force=True)
