@@ -119,10 +119,13 @@ def baseline_insert(run, target_list_id: int) -> int:
 
 
 _PLAN_CHILD = """
-import json, resource, time
+import json, time
 from campaigns import planning
 from campaigns.models import Run
-start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def hwm():  # this process image's peak RSS (ru_maxrss would carry the parent's over)
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) / 1024 for l in status if l.startswith("VmHWM:"))
+start_rss = hwm()
 calls, t0 = 0, time.perf_counter()
 while True:
     calls += 1
@@ -133,7 +136,7 @@ while True:
 print(json.dumps({{
     "seconds": time.perf_counter() - t0,
     "calls": calls,
-    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    "peak_rss_mb": round(hwm(), 1),
     "rss_at_start_mb": round(start_rss, 1),
 }}))
 """
