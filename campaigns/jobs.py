@@ -3,14 +3,39 @@ secrets, and call the domain modules. `queueing` and `cron` refer to them as cal
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
 from campaigns import importing, planning, scheduling, statistics, sweeper
 from campaigns.models import Credential, TargetList
 from campaigns.sending import job as send_job
+from campaigns.sending.sender import CONNECTION_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+def periodic(job: Callable[[], str]) -> Callable[[], str]:
+    """A job rqcron queues again every interval: a database that is away ends it with a
+    result line, not a failed job (the next run tries again), so an outage does not pile
+    failed jobs up in the registry."""
+
+    @functools.wraps(job)
+    def run() -> str:
+        try:
+            return job()
+        except CONNECTION_ERRORS as exc:
+            close_old_connections()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("%s: database unavailable: %s", job.__name__, first)
+            return "database unavailable; the next run tries again"
+
+    return run
 
 
 def plan_run(run_id: int) -> str:
@@ -21,6 +46,7 @@ def send_batches(run_id: int, slot: str) -> str:
     return send_job.send(run_id, slot)
 
 
+@periodic
 def sweep() -> str:
     return str(sweeper.sweep())
 
@@ -53,10 +79,12 @@ def import_targets_file(
     return f"imported {result.rows_read} rows, added {result.added}"
 
 
+@periodic
 def dispatch_due() -> str:
     return str(scheduling.dispatch_due())
 
 
+@periodic
 def reconcile_schedules() -> str:
     """Reconcile every active credential that has mPaaS-side tasks waiting."""
     reports = {}
@@ -66,6 +94,7 @@ def reconcile_schedules() -> str:
     return str(reports)
 
 
+@periodic
 def fetch_statistics() -> str:
     """Store every active credential's mPaaS statistics (errors are recorded, not raised)."""
     return str([(r.credential, r.rows, r.tasks, r.error) for r in statistics.refresh_all()])

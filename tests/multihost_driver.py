@@ -24,14 +24,14 @@ def ledger(sandbox_url: str) -> list[dict]:
         return [json.loads(line) for line in response.read().decode().splitlines() if line]
 
 
-def keys_accepted_twice(records: list[dict], task_name: str) -> int:
+def keys_accepted_twice(records: list[dict], task_name: str) -> list[str]:
     accepted = Counter(
         key
         for r in records
         if r["action"] == "PushTemplate" and r.get("task_name") == task_name and r["accepted"]
         for key in r["targets"].values()
     )
-    return sum(1 for count in accepted.values() if count > 1)
+    return [key for key, count in accepted.items() if count > 1]
 
 
 def main(argv=None) -> int:
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     import _common as bench
 
     from campaigns import lifecycle
-    from campaigns.models import Campaign, Credential, MessageTemplate, Run
+    from campaigns.models import Campaign, Credential, Delivery, MessageTemplate, Run
 
     if args.command == "prepare":
         from django.core.management import call_command
@@ -74,6 +74,7 @@ def main(argv=None) -> int:
         records = ledger(args.sandbox)
         check_invariants(campaign, records)
         run = Run.objects.get(campaign=campaign)
+        twice = keys_accepted_twice(records, args.name)
         out = {
             "status": run.status,
             "sent": run.sent,
@@ -84,7 +85,11 @@ def main(argv=None) -> int:
                 for r in records
                 if r["action"] == "PushTemplate" and r.get("task_name") == args.name
             ),
-            "twice": keys_accepted_twice(records, args.name),
+            "twice": len(twice),
+            # the batches whose targets were accepted twice
+            "twice_batches": sorted(
+                set(Delivery.objects.filter(msg_key__in=twice).values_list("batch_id", flat=True))
+            ),
             "ambiguous": run.batches.filter(ambiguous=True).count(),
         }
     print(json.dumps(out))

@@ -197,17 +197,18 @@ class Cluster:
     def wait_sent(self, run_id: int, count: int) -> None:
         self.wait(lambda: self.sent(run_id) >= count, 60, f"{count} sent")
 
-    def claimed_by(self, run_id: int, pids: set[int]) -> int:
-        """Batches of the run held now under a lease of a process in `pids` (the claiming
-        Attempt's worker is host:pid:thread)."""
+    def claimed_by(self, run_id: int, pids: set[int]) -> set[int]:
+        """Ids of the run's batches held now under a lease of a process in `pids` (the
+        claiming Attempt's worker is host:pid:thread); empty while the database does
+        not answer."""
         row = self.query(
-            "SELECT count(*) FROM campaigns_batch b JOIN campaigns_attempt a "
-            "ON a.batch_id = b.id AND a.lease_token = b.lease_token "
+            "SELECT coalesce(array_agg(b.id), '{}') FROM campaigns_batch b "
+            "JOIN campaigns_attempt a ON a.batch_id = b.id AND a.lease_token = b.lease_token "
             "WHERE b.run_id = %s AND b.status = 'claimed' "
             "AND split_part(a.worker, ':', 2)::int = ANY(%s)",
             (run_id, list(pids)),
         )
-        return row[0]
+        return set(row[0]) if row else set()
 
 
 @pytest.fixture(scope="module")
@@ -290,37 +291,40 @@ def test_campaign_across_hosts_meets_every_invariant(cluster):
     assert len(web.answers["/healthz"]) >= 4
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="passes alone and mostly in the file, failed once after drill 1 (cause not yet "
-    "read; 160 keys accepted twice for 16 held batches is at the bound)",
-)
 def test_cut_worker_link_other_host_finishes(cluster):
+    """w1's link is cut while its send job has every caller busy and claims kept ready
+    (more than CONCURRENCY batches held): a send job hands over every PUSH_JOB_SECONDS,
+    and a cut in the last few milliseconds of one (its claims recorded, or a new
+    work-horse forked since w1's pids were read) would find it holding nothing, or
+    batches under a pid not counted. The pids are read again after the cut (a horse
+    forked before it is still there; one forked after it can claim nothing)."""
     run = launch(cluster, "multihost-cut", SMALL)
     cluster.wait_sent(run, SMALL // 5)
-    # cut while w1 is sending (a send job hands over every PUSH_JOB_SECONDS)
     cluster.wait(
-        lambda: cluster.claimed_by(run, family_pids(cluster.procs["worker-w1"])) > 0,
+        lambda: len(cluster.claimed_by(run, family_pids(cluster.procs["worker-w1"]))) > CONCURRENCY,
         30,
-        "w1 to hold a batch",
+        "w1 to hold more batches than it has callers",
     )
     w1 = family_pids(cluster.procs["worker-w1"])
     cluster.hosts.cut("w1")
     try:
+        w1 |= family_pids(cluster.procs["worker-w1"])
         held = cluster.claimed_by(run, w1)  # w1 can write nothing from now on
         seconds = cluster.wait_finished(run)
         result = cluster.driver("check", name="multihost-cut")
     finally:
         cluster.hosts.restore("w1")
         cluster.restart("worker-w1")  # the host comes back with a fresh worker
+    resent = set(result["twice_batches"])
     print(
-        f"w1 cut: batches it held {held}, keys accepted twice {result['twice']}, "
+        f"w1 cut: batches it held {len(held)}, keys accepted twice {result['twice']} "
+        f"(in {len(resent)} batches, {len(resent - held)} not held by w1), "
         f"ambiguous {result['ambiguous']}, finished {seconds:.1f} s after the cut"
     )
     assert (result["status"], result["sent"], result["failed"]) == ("completed", SMALL, 0)
-    assert held >= 1
-    assert held <= CONCURRENCY * 2  # callers plus claims kept ready
-    assert result["twice"] <= 10 * held
+    assert 1 <= len(held) <= CONCURRENCY * 2  # callers plus claims kept ready
+    assert resent <= held, sorted(resent - held)  # only w1's calls in flight went twice
+    assert result["twice"] <= 10 * len(held)
 
 
 def test_redis_restarted_empty(cluster):
