@@ -358,3 +358,38 @@ def test_postgres_restarted_fast_and_immediate(cluster):
     for status, body in web.answers["/login/"]:
         if status == 503:
             assert b"database is unavailable" in body.lower() and b"Traceback" not in body
+
+
+SCALE = 20_000  # targets per scale-out campaign
+
+
+def test_scale_out_one_worker_host_vs_two(cluster):
+    """The scale-out figure, between hosts: the same campaign size sent by worker host w1
+    alone, then by w1 and w2, in the same run of the same cluster. Prints calls/s and the
+    ratio; asserts every campaign completes with nothing doubled (not the figure: the
+    suite asserts on no time)."""
+    from tests.netns_helpers import kill_tree
+
+    w2 = cluster.services.pop("worker-w2")  # not restarted meanwhile
+    kill_tree(cluster.procs["worker-w2"].pid)
+    cluster.procs["worker-w2"].wait()
+    try:
+        one = launch(cluster, "multihost-scale-1", SCALE)
+        one_seconds = cluster.wait_finished(one, timeout=180)
+    finally:
+        cluster.service("worker-w2", *w2)
+    time.sleep(3.0)  # the second host's worker starts (Django import) before the clock
+    two = launch(cluster, "multihost-scale-2", SCALE)
+    two_seconds = cluster.wait_finished(two, timeout=180)
+    calls = SCALE // 10
+    one_rate, two_rate = calls / one_seconds, calls / two_seconds
+    print(
+        f"scale-out over hosts ({CONCURRENCY} callers a worker, {SCALE:,} targets): "
+        f"1 worker host {one_rate:.1f} calls/s ({one_seconds:.1f} s), "
+        f"2 worker hosts {two_rate:.1f} calls/s ({two_seconds:.1f} s), "
+        f"ratio × {two_rate / one_rate:.2f}"
+    )
+    for name in ("multihost-scale-1", "multihost-scale-2"):
+        result = cluster.driver("check", name=name)
+        assert (result["status"], result["sent"], result["failed"]) == ("completed", SCALE, 0)
+        assert result["twice"] == 0
