@@ -423,6 +423,42 @@ def test_every_date_filter_pages_the_same_rows_as_one_query(client, auditor, dat
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_from": "2024-03-02", "date_to": "2024-03-02"},
+        {"date_to": "2024-03-01"},
+        {"date_from": "2024-03-02", "campaign": "spring"},
+        {"date_from": "2024-03-01", "date_to": "2024-03-02", "launched_by": "mark"},
+        {"date_from": "2024-03-03", "date_to": "2024-03-03", "status": "sent"},
+    ],
+)
+def test_a_planned_time_window_pages_the_deliveries_of_the_batches_planned_then(
+    client, auditor, dated_ledger, query
+):
+    spring, _autumn = dated_ledger
+    days = [datetime(2024, 3, d, 9, tzinfo=timezone.get_default_timezone()) for d in (1, 2, 3)]
+    for n, pk in enumerate(Batch.objects.order_by("id").values_list("pk", flat=True)):
+        Batch.objects.filter(pk=pk).update(created_at=days[n % 3])
+    query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
+    start, end = query.get("date_from"), query.get("date_to")
+    expected = Delivery.objects.all()
+    if start:
+        expected = expected.filter(batch__created_at__date__gte=start)
+    if end:
+        expected = expected.filter(batch__created_at__date__lte=end)
+    if "campaign" in query:
+        expected = expected.filter(run__campaign=spring)
+    if "status" in query:
+        expected = expected.filter(status=query["status"])
+    expected = list(expected.order_by("-id").values_list("pk", flat=True))
+    assert len(expected) > 50  # more than one page
+    client.force_login(auditor)
+    pages, _sql = all_pages(client, {**query, "date_field": "created"})
+    assert [pk for page in pages for pk in page] == expected
+
+
+@pytest.mark.django_db
 def test_export_of_a_campaign_day_streams_every_matching_row(
     client, auditor, dated_ledger, monkeypatch
 ):

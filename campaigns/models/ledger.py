@@ -53,6 +53,8 @@ class Batch(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="batch_open_idx"),
             models.Index(fields=["run", "status", "seq"], name="batch_run_status_idx"),
             models.Index(fields=["request_id"], name="batch_request_id_idx"),
+            # history's "time planned" window: the batches planned in it (history._in_dates)
+            models.Index(fields=["created_at"], name="batch_created_idx"),
         ]
         verbose_name_plural = _("batches")
 
@@ -92,6 +94,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["target_id"], name="delivery_target_idx"),
             models.Index(fields=["run", "status", "id"], name="delivery_run_status_idx"),
+            # history filtered by campaign or launcher: a run's newest deliveries first
+            models.Index(fields=["run", "id"], name="delivery_run_id_idx"),
             models.Index(fields=["finished_at"], name="delivery_finished_idx"),
             # campaign + date history pages: the day's rows of the campaign's runs, and
             # their ids without the table (index-only on PostgreSQL)
