@@ -259,10 +259,7 @@ def test_a_big_file_with_scattered_problems(monkeypatch):
     counts, errors, progress = reference_import(data, None, 3, 5000, ["id-5"])
     calls = []
     result = import_targets(
-        target_list,
-        io.BytesIO(data),
-        chunk_size=5000,
-        progress=lambda rows, size: calls.append((rows, size)),
+        target_list, io.BytesIO(data), progress=lambda rows, size: calls.append((rows, size))
     )
     assert (result.rows_read, result.added, result.already_in_list) == (
         counts["rows_read"],

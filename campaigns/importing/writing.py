@@ -42,15 +42,6 @@ REPORT_VALUE_CHARS = 100
 _LOOKUP_BATCH = 50
 
 
-def default_chunk_rows() -> int:
-    """Rows per transaction of an import. On SQLite every commit writes each index page
-    the chunk touched to the WAL again, and once the list's unique index outgrows the
-    page cache a chunk of random IDs touches about one page per ID: 5,000-row chunks made
-    a 10M import 21 × a 1M one. Ten times fewer commits keep it linear; PostgreSQL, which
-    writes a page at most once per checkpoint, keeps the smaller chunk (finer progress)."""
-    return 50_000 if connection.vendor == "sqlite" else 5000
-
-
 Progress = Callable[[int, int], object]
 
 
@@ -234,7 +225,7 @@ def import_targets(
     stream: BinaryIO,
     *,
     column: str | None = None,
-    chunk_size: int | None = None,
+    chunk_size: int = 5000,
     progress: Progress | None = None,
     actor=None,
 ) -> ImportResult:
@@ -245,9 +236,7 @@ def import_targets(
     transaction (so call this outside transaction.atomic) and `progress(rows_read,
     bytes_read)` is called. Raises ImportFileError before writing anything when the
     file as a whole is unusable. Each import, even one that fails part-way, is audited.
-    `chunk_size` defaults to `default_chunk_rows()`.
     """
-    chunk_size = chunk_size or default_chunk_rows()
     parser = _Parser(stream, column)
     if len([name for name in parser.names if name]) > 1:
         from campaigns.importing.columns import import_with_values
