@@ -275,7 +275,7 @@ def test_make_run_survives_a_killed_worker_and_a_killed_redis(tmp_path):
             "the campaign to complete",
             tick=lambda: answers.append(login_status(env)),
         )
-        # and once more after each step, however quickly each wait was over
+        # and once more at the end: each wait may be over at its first look, with no tick
         answers.append(login_status(env))
         assert answers and all(status == 200 for status in answers), answers
         assert launcher.poll() is None  # nothing made the console stop
