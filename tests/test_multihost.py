@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.fault_helpers import FAST_ENV
 from tests.netns_helpers import ROOT, Hosts, Postgres, Redis, family_pids, tail, unavailable
 from tests.netns_helpers import wait_port as wait_listening
 
@@ -37,15 +38,10 @@ BIG = SMALL = 20_000  # SMALL (drills 2-4) may be lowered if the file grows slow
 WEB_PORT, SANDBOX_PORT = 8000, 8900
 KEY_ID, SECRET = "LTAIbenchKey0001", "bench-secret-0001"  # bench/_common.make_campaign_world
 APP_ID, WORKSPACE, TEMPLATE = "ONEXBENCH00001", "default", "bench_tpl"
-LEASE_SECONDS = 3
 CONCURRENCY = 8
-WORKER_ENV = {
-    "PUSH_LEASE_SECONDS": str(LEASE_SECONDS),
-    "PUSH_JOB_SECONDS": "4",
-    "PUSH_BACKOFF_BASE": "0.05",
-    "PUSH_BACKOFF_MAX": "0.5",
+WORKER_ENV = {  # the fault drills' short timings, with more callers and bigger chunks
+    **FAST_ENV,
     "PUSH_CONCURRENCY": str(CONCURRENCY),
-    "PUSH_MAX_ATTEMPTS": "30",
     "PUSH_PLAN_CHUNK": "2000",
     "SWEEP_INTERVAL_SECONDS": "1",
     "DB_CONN_MAX_AGE": "60",

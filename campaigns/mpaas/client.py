@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -55,14 +53,19 @@ from .analysis import (
     content_of,
     day_ms,
 )
+from .answers import (  # noqa: F401 - re-exported: callers import them from here
+    AMBIGUOUS,
+    PERMANENT,
+    TRANSIENT,
+    UNREADABLE_ANSWER,
+    PushError,
+    PushReply,
+    scrub,
+)
+from .transport import wire_request
 from .vocabulary import is_retryable, is_retryable_gateway, is_success
 
 PRODUCT = "mpaas"
-
-TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
-# The code an answer gets when the console cannot read it (not JSON, not an object, no
-# PushResult): recorded as ambiguous, audited, and shown as needing reconcile.
-UNREADABLE_ANSWER = "Console.UnreadableAnswer"
 
 # Texts of network failures where the request certainly never reached the server.
 _NOT_SENT_MARKERS = (
@@ -74,63 +77,6 @@ _NOT_SENT_MARKERS = (
     "nodename nor servname",
     "No route to host",
 )
-_URL_RE = re.compile(
-    r"(with url: )?(\b[a-z][a-z0-9+.-]*://\S+|\S*\?\S*(Signature|AccessKeyId)=\S*)", re.I
-)
-# Signed-query fragments and AccessKey IDs (Alibaba Cloud's start with LTAI) left over.
-_KEY_RE = re.compile(
-    r"\b(AccessKeyId|Signature|SignatureNonce)=[^\s&\"',;]*|\bLTAI[0-9A-Za-z]{4,}", re.I
-)
-
-
-def scrub(text: str, *literals: str, limit: int = 1000) -> str:
-    """Remove URLs (signed ones carry the AccessKeyId and signature), signed-query
-    fragments, AccessKey IDs and each of `literals` (say, the credential's key ID)
-    from a text before it is stored or shown."""
-    text = _URL_RE.sub("[url removed]", text or "")
-    text = _KEY_RE.sub("[key removed]", text)
-    for literal in literals:
-        if literal:
-            text = text.replace(literal, "[key removed]")
-    return text[:limit]
-
-
-@dataclass
-class PushReply:
-    request_id: str
-    result_code: str
-    result_message: str
-    success: bool
-    result_msg: str
-    data: str | None
-    http_status: int
-    latency_ms: int
-    body: str
-
-
-@dataclass
-class PushError(Exception):
-    kind: str
-    code: str
-    message: str
-    request_id: str = ""
-    http_status: int | None = None
-    latency_ms: int = 0
-    body: str = ""
-    credential_name: str = field(default="", repr=False)
-    key_id: str = field(default="", repr=False)  # scrubbed out of message and body
-
-    def __post_init__(self) -> None:
-        # Whatever the path and HTTP status, nothing stored or shown keeps a URL or key ID.
-        self.message = scrub(self.message, self.key_id)
-        self.body = scrub(self.body, self.key_id, limit=4000)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        who = f"credential {self.credential_name!r}: " if self.credential_name else ""
-        return f"{who}{self.code}: {self.message}"
-
-
 # What the SDK's vendored requests Session puts in front of every request's own headers.
 _SESSION_HEADERS = (
     ("User-Agent", sdk_requests_utils.default_user_agent()),
@@ -139,20 +85,6 @@ _SESSION_HEADERS = (
     ("Connection", "keep-alive"),
 )
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-
-
-def wire_headers(headers: Mapping[str, str], body: str | bytes | None) -> dict[str, str]:
-    """The headers, in order, that the SDK's requests 2.18 sends: the session's defaults
-    first, each replaced in place (case-insensitively, with the request's spelling) by
-    the request's own, then the request's others, then Content-Length."""
-    merged: dict[str, tuple[str, str]] = {name.lower(): (name, v) for name, v in _SESSION_HEADERS}
-    for name, value in headers.items():
-        merged[name.lower()] = (name, value)
-    if body:
-        merged["content-length"] = ("Content-Length", str(len(body)))
-    elif "content-length" not in merged:
-        merged["content-length"] = ("Content-Length", "0")
-    return {name: value for name, value in merged.values() if value is not None}
 
 
 class _FastTransport(AcsClient):
@@ -172,7 +104,7 @@ class _FastTransport(AcsClient):
         prepared = self._make_http_response(
             endpoint, request, read_timeout, connect_timeout, signer
         )
-        method, url, headers, body = wire_request(prepared, self._port)
+        method, url, headers, body = wire_request(prepared, self._port, _SESSION_HEADERS)
         verify = prepared.get_verify_value()
         tls = {}
         if url.startswith("https://"):
@@ -209,23 +141,6 @@ class _FastTransport(AcsClient):
             answer.status, content, endpoint, request.string_to_sign
         )
         return answer.status, answer.headers, content, exception
-
-
-def wire_request(prepared, port: int) -> tuple[str, str, dict[str, str], str | bytes | None]:
-    """(method, absolute URL, headers, body) of an SDK HttpResponse, as its
-    `get_response_object` would send them."""
-    scheme = "https://" if prepared.get_ssl_enabled() else "http://"
-    host = prepared.get_host()
-    if host.startswith("https://") or scheme == "https://":
-        suffix = f":{port}" if port not in (80, 443) else ""
-    else:
-        suffix = f":{port}" if port != 80 else ""
-    if host.startswith(("http://", "https://")):
-        url = host + suffix + prepared.get_url()
-    else:
-        url = scheme + host + suffix + prepared.get_url()
-    body = prepared.get_body()
-    return prepared.get_method(), url, wire_headers(prepared.get_headers(), body), body
 
 
 _clients: dict[tuple, AcsClient] = {}
