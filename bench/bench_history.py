@@ -232,6 +232,7 @@ def main(argv=None) -> int:
         from django.db import connection
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
+        from django.utils import timezone
 
         from campaigns.models import Delivery, Run
 
@@ -240,8 +241,14 @@ def main(argv=None) -> int:
         runs = []
         for k in range(args.campaigns):
             campaign = c.make_campaign(f"History {k}", credential, template, tiny)
+            now = timezone.now()  # closed and settled: its deliveries hold their outcomes
             run = Run.objects.create(
-                campaign=campaign, number=1, launched_by=launcher, status=Run.Status.COMPLETED
+                campaign=campaign,
+                number=1,
+                launched_by=launcher,
+                status=Run.Status.COMPLETED,
+                finished_at=now,
+                settled_at=now,
             )
             runs.append((run.pk, campaign.pk))
         with c.timed() as gen:

@@ -9,7 +9,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Max, Min, Sum
 from django.db.models.functions import TruncDate, TruncMinute
 from django.urls import reverse
 from django.utils import timezone
@@ -17,10 +17,10 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from campaigns.models import (
+    Batch,
     Campaign,
     Credential,
     DailyStatistic,
-    Delivery,
     StatisticsFetch,
     TaskStatistic,
 )
@@ -198,15 +198,16 @@ def sends_per_day(credential: Credential, now: datetime | None = None) -> Chart:
     days = _days(credential, now or timezone.now())
     zone = zoneinfo.ZoneInfo(credential.timezone)
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=zone)
+    # from the batches: a call's targets share its outcome, settled or not
     rows = (
-        Delivery.objects.filter(
-            run__campaign__credential=credential,
+        Batch.objects.filter(
+            campaign__credential=credential,
             finished_at__gte=start,
-            status__in=(Delivery.Status.SENT, Delivery.Status.FAILED),
+            status__in=(Batch.Status.SENT, Batch.Status.FAILED),
         )
         .annotate(day=TruncDate("finished_at", tzinfo=zone))
         .values("day", "status")
-        .annotate(n=Count("pk"))
+        .annotate(n=Sum("target_count"))
     )
     counts = {(row["day"], row["status"]): row["n"] for row in rows}
     return layout(
@@ -219,8 +220,8 @@ def sends_per_day(credential: Credential, now: datetime | None = None) -> Chart:
             y_label=_("Targets"),
             categories=[d.strftime("%m-%d") for d in days],
             series=[
-                Series(_("Sent"), [counts.get((d, Delivery.Status.SENT), 0) for d in days]),
-                Series(_("Failed"), [counts.get((d, Delivery.Status.FAILED), 0) for d in days]),
+                Series(_("Sent"), [counts.get((d, Batch.Status.SENT), 0) for d in days]),
+                Series(_("Failed"), [counts.get((d, Batch.Status.FAILED), 0) for d in days]),
             ],
             export_url=_export("sends-per-day", credential=credential.pk),
         )
@@ -272,10 +273,10 @@ def sends_per_minute(campaign: Campaign) -> Chart:
     per_run = {}
     for run in runs:
         rows = (
-            Delivery.objects.filter(run=run, status=Delivery.Status.SENT)
+            Batch.objects.filter(run=run, status=Batch.Status.SENT)
             .annotate(minute=TruncMinute("finished_at"))
             .values("minute")
-            .annotate(n=Count("pk"))
+            .annotate(n=Sum("target_count"))
             .order_by("minute")
         )
         rows = [r for r in rows if r["minute"]]

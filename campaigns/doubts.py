@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models.functions import Coalesce
 
 from campaigns.models import Attempt, Batch, Campaign, Delivery
 from campaigns.mpaas.client import UNREADABLE_ANSWER
@@ -46,7 +47,7 @@ def twice_for(deliveries: Iterable[Delivery]) -> set[int]:
     """Ids of the given deliveries possibly pushed twice (sent, in such a batch)."""
     deliveries = list(deliveries)
     batches = twice_batches({d.batch_id for d in deliveries})
-    return {d.pk for d in deliveries if d.batch_id in batches and d.status == Delivery.Status.SENT}
+    return {d.pk for d in deliveries if d.batch_id in batches and d.is_sent}
 
 
 def lost_attempts(batch: Batch) -> set[int]:
@@ -80,9 +81,9 @@ def for_campaign(campaign: Campaign) -> CampaignDoubts:
         batch__status=Batch.Status.CLAIMED, lease_token=F("batch__lease_token")
     )
     return CampaignDoubts(
-        possibly_twice=Delivery.objects.filter(
-            batch__in=twice, status=Delivery.Status.SENT
-        ).count(),
+        possibly_twice=twice.filter(status=Batch.Status.SENT).aggregate(
+            n=Coalesce(Sum("target_count"), 0)
+        )["n"],
         unreadable_calls=attempts.filter(result_code=UNREADABLE_ANSWER).count(),
         lost_calls=lost.count(),
     )

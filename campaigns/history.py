@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Attempt, Batch, Delivery, Run
-from campaigns.paging import day_window
+from campaigns.paging import day_window, local_day_start
 
 # a delivery's time finished is its own; its time planned is its batch's
 DATE_FIELDS = {"finished": "finished_at", "created": "batch__created_at"}
@@ -61,15 +61,23 @@ class HistoryQuery:
             rows = rows.filter(target_id=data["target_id"])
         if data["msg_key"]:
             rows = rows.filter(msg_key=data["msg_key"])
-        if data["status"]:
-            rows = rows.filter(status=data["status"])
-        if data["result_code"]:
-            rows = rows.filter(result_code=data["result_code"])
         if data["request_id"]:
             rows = rows.filter(batch__in=batches_with_request_id(data["request_id"]))
         runs = _runs(data)
+        by_outcome = _outcome_filter(data)
+        by_finished = bool(data.get("date_from") or data.get("date_to")) and (
+            DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at"
+        )
+        unsettled = _unsettled_runs(runs) if by_outcome or by_finished else []
+        if by_outcome is not None:
+            settled = by_outcome[0]
+            if unsettled:  # their deliveries may not show their outcome yet: ask the batch
+                settled = (settled & ~Q(run_id__in=unsettled)) | (
+                    Q(run_id__in=unsettled) & by_outcome[1]
+                )
+            rows = rows.filter(settled)
         if data.get("date_from") or data.get("date_to"):
-            rows, runs = _in_dates(rows, runs, data)
+            rows, runs = _in_dates(rows, runs, data, unsettled)
         if runs is not None:
             rows = rows.filter(run__in=runs)
         # `id + 0`: the same order, but one the primary key index cannot produce (see
@@ -153,8 +161,42 @@ def _runs(data: dict[str, Any]) -> list[int] | QuerySet[Run] | None:
     return ids if len(ids) <= RUN_LIST_MAX else runs.values("pk")
 
 
+def _outcome_filter(data: dict[str, Any]) -> tuple[Q, Q] | None:
+    """The status and ResultCode filters (None when neither is used), as read from a
+    settled delivery's own columns, and as read from its batch (a run not settled yet:
+    `sending.settling`). An open batch's deliveries are pending with no ResultCode."""
+    own, batch = Q(), Q()
+    if not (data["status"] or data["result_code"]):
+        return None
+    if data["status"] == Delivery.Status.PENDING:
+        own &= Q(status=Delivery.Status.PENDING)
+        batch &= Q(batch__status__in=Batch.OPEN_STATUSES)
+    elif data["status"]:
+        own &= Q(status=data["status"])
+        batch &= Q(batch__status=data["status"])
+    if data["result_code"]:
+        own &= Q(result_code=data["result_code"])
+        batch &= Q(batch__result_code=data["result_code"]) & ~Q(
+            batch__status__in=Batch.OPEN_STATUSES
+        )
+    return own, batch
+
+
+def _unsettled_runs(runs: list[int] | QuerySet[Run] | None) -> list[int] | QuerySet[Run]:
+    """The runs (among `runs`, if given) whose deliveries may not be settled yet: open
+    runs and runs just closed. Few at any time; empty in a quiet console."""
+    unsettled = Run.objects.filter(settled_at__isnull=True)
+    if runs is not None:
+        unsettled = unsettled.filter(pk__in=runs)
+    ids = list(unsettled.order_by().values_list("pk", flat=True)[: RUN_LIST_MAX + 1])
+    return ids if len(ids) <= RUN_LIST_MAX else unsettled.values("pk")
+
+
 def _in_dates(
-    rows: QuerySet[Delivery], runs: list[int] | QuerySet[Run] | None, data: dict[str, Any]
+    rows: QuerySet[Delivery],
+    runs: list[int] | QuerySet[Run] | None,
+    data: dict[str, Any],
+    unsettled: list[int] | QuerySet[Run] = (),
 ) -> tuple[QuerySet[Delivery], list[int] | QuerySet[Run] | None]:
     """`rows` within the date window, and the run filter still to apply (None when the
     window took it over).
@@ -167,13 +209,30 @@ def _in_dates(
     """
     start, end = data.get("date_from"), data.get("date_to")
     if DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at":
-        return day_window(rows, "finished_at", start, end), runs
+        if not unsettled:
+            return day_window(rows, "finished_at", start, end), runs
+        # a delivery of an unsettled run finished when its batch did (if it has)
+        live = _day_q("batch__finished_at", start, end) & ~Q(batch__status__in=Batch.OPEN_STATUSES)
+        return rows.filter(
+            (_day_q("finished_at", start, end) & ~Q(run_id__in=unsettled))
+            | (Q(run_id__in=unsettled) & live)
+        ), runs
     planned = day_window(Batch.objects.all(), "created_at", start, end)
     if runs is not None:
         # `run_id + 0`: the window's index reads the batches, not the run's (SQLite took
         # the run's, every batch of the runs), so the cost stays the window's rows
         planned = planned.alias(run_of=F("run_id") + 0).filter(run_of__in=runs)
     return rows.filter(batch__in=planned.values("pk")), None
+
+
+def _day_q(column: str, start: date | None, end: date | None) -> Q:
+    """`paging.day_window` as a Q, to combine with others."""
+    q = Q()
+    if start:
+        q &= Q(**{f"{column}__gte": local_day_start(start)})
+    if end:
+        q &= Q(**{f"{column}__lt": local_day_start(end + timedelta(days=1))})
+    return q
 
 
 def _window_scan(data: dict[str, Any]) -> bool:
@@ -225,14 +284,14 @@ def export_header() -> list[str]:
 def export_row(delivery: Delivery, *, twice: bool = False) -> list:
     campaign = delivery.run.campaign
     return [
-        _local(delivery.finished_at),
+        _local(delivery.outcome_finished_at),
         campaign.task_name,
         campaign.pk,
         delivery.run.number,
         delivery.target_id,
         delivery.msg_key,
-        delivery.get_status_display(),
-        delivery.result_code,
+        delivery.get_outcome_status_display(),
+        delivery.outcome_result_code,
         delivery.batch.request_id,
         launched_by(delivery),
         delivery.batch_id,

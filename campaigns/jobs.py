@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from campaigns import importing, planning, scheduling, statistics, sweeper
 from campaigns.models import Credential, TargetList
 from campaigns.sending import job as send_job
+from campaigns.sending import settling
 from campaigns.sending.sender import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ def plan_run(run_id: int) -> str:
 
 def send_batches(run_id: int, slot: str) -> str:
     return send_job.send(run_id, slot)
+
+
+def settle_run(run_id: int) -> str:
+    return f"settled {settling.settle_run(run_id)} deliveries"
 
 
 @periodic

@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from campaigns import queueing, scheduling, sweeper
@@ -25,7 +26,7 @@ from campaigns.models import Batch, Campaign, Delivery, Run, Target
 from campaigns.mpaas import wire
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
-from campaigns.sending import calls
+from campaigns.sending import calls, settling
 
 
 def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
@@ -153,10 +154,13 @@ def _mode(run_id: int) -> str:
 def recallable(campaign: Campaign):
     """Deliveries of the campaign's sending runs that went out and are not recalled yet
     (a recall run's own deliveries are not among them)."""
+    # asked of the batches: a delivery's outcome is its batch's, settled or not; `sent_at`
+    # is its own time finished once settled, its batch's before
     return (
-        Delivery.objects.filter(run__campaign=campaign, status=Delivery.Status.SENT)
+        Delivery.objects.filter(run__campaign=campaign, batch__status=Batch.Status.SENT)
         .exclude(run__kind=Run.Kind.RECALL)
-        .exclude(recalls__status=Delivery.Status.SENT)
+        .exclude(recalls__batch__status=Batch.Status.SENT)
+        .alias(sent_at=Coalesce("finished_at", "batch__finished_at"))
     )
 
 
@@ -173,13 +177,15 @@ def _next_refs(run: Run, limit: int) -> list[Ref]:
     campaign = run.campaign
     if run.kind == Run.Kind.RECALL:
         rows = recallable(campaign).filter(
-            finished_at__gte=recall_cutoff(run.created_at), pk__gt=run.planned_through
+            sent_at__gte=recall_cutoff(run.created_at), pk__gt=run.planned_through
         )
         if run.recall_only_id:
             rows = rows.filter(pk=run.recall_only_id)
         found = rows.order_by("pk").values_list("pk", "target_id")[:limit]
         return [(pk, target, None, pk) for pk, target in found]
     if run.kind == Run.Kind.RETRY:
+        if run.source_run.settled_at is None:
+            settling.settle_run(run.source_run_id)  # read its failures from its own rows
         rows = Delivery.objects.filter(
             run_id=run.source_run_id, status=Delivery.Status.FAILED, pk__gt=run.planned_through
         )

@@ -126,6 +126,23 @@ def kick(run_id: int, *, plan: bool = False, send: bool = False) -> None:
             enqueue(run_id, slot)
 
 
+def settle_later(run_id: int) -> None:
+    """Queue the settling of a closed run's deliveries (`sending.settling`); when Redis
+    is away the sweeper settles it instead, so failing here is only logged."""
+    from campaigns import jobs
+
+    try:
+        queue().enqueue(
+            jobs.settle_run,
+            run_id,
+            job_timeout=3600,
+            result_ttl=600,
+            description=f"settle run {run_id}",
+        )
+    except redis.RedisError as exc:
+        log.warning("could not queue the settling of run %s: %s", run_id, exc)
+
+
 def enqueue_job(func: Callable[..., Any], *args: Any, **options: Any) -> None:
     """Queue any other job of `campaigns.jobs` now (ids only in `args`). Raises
     redis.RedisError when Redis is unreachable: the caller says so to the user."""

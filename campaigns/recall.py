@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import audit, planning, queueing, scheduling
-from campaigns.models import Campaign, Delivery, Run, ScheduledTask
+from campaigns.models import Batch, Campaign, Delivery, Run, ScheduledTask
 from campaigns.sending.recorder import cancel_pending
 from campaigns.sweeper import close_run_if_done
 
@@ -45,14 +45,14 @@ def plan_for(campaign: Campaign, delivery: Delivery | None = None) -> RecallPlan
     cutoff = planning.recall_cutoff(now)
     rows = planning.recallable(campaign)
     recalled = Delivery.objects.filter(
-        recall_of__run__campaign=campaign, status=Delivery.Status.SENT
+        recall_of__run__campaign=campaign, batch__status=Batch.Status.SENT
     )
     if delivery is not None:
         rows = rows.filter(pk=delivery.pk)
         recalled = recalled.filter(recall_of=delivery)
     return RecallPlan(
-        recallable=rows.filter(finished_at__gte=cutoff).count(),
-        too_old=rows.filter(finished_at__lt=cutoff).count(),
+        recallable=rows.filter(sent_at__gte=cutoff).count(),
+        too_old=rows.filter(sent_at__lt=cutoff).count(),
         already_recalled=recalled.count(),
         pending_tasks=0
         if delivery is not None

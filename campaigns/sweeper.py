@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from campaigns import audit, queueing, scheduling
 from campaigns.models import Batch, Campaign, Run
+from campaigns.sending import settling
 from campaigns.sending.recorder import cancel_pending, fold_tallies, has_pending
 from pushconsole import metrics
 
@@ -62,6 +63,9 @@ def close_run_if_done(run_id: int) -> str | None:
             campaign_status = _campaign_status_after(run, final)
         if not closed:
             return None
+        # every batch is final: the deliveries take their batches' outcomes in bulk, in
+        # a job of its own (the sweeper settles it if that job is lost)
+        transaction.on_commit(lambda: queueing.settle_later(run_id))
         if run.kind == Run.Kind.RECALL:  # a recall leaves the campaign's status alone
             audit.record(
                 "campaign.recall_finished",
@@ -115,11 +119,12 @@ class SweepReport:
     reclaimed: int = 0
     kicked: int = 0
     closed: int = 0
+    settled: int = 0
 
     def __str__(self) -> str:
         return (
             f"reclaimed {self.reclaimed} expired lease(s), re-queued {self.kicked} job(s), "
-            f"closed {self.closed} run(s)"
+            f"closed {self.closed} run(s), settled {self.settled} run(s)"
         )
 
 
@@ -154,6 +159,7 @@ def sweep() -> SweepReport:
             log.warning("sweep could not reach Redis: %s", exc)
         if close_run_if_done(run_id):
             report.closed += 1
+    report.settled = settling.settle_closed()
     close_old_connections()
     metrics.SWEEPS.inc()
     try:

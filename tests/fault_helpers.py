@@ -194,7 +194,7 @@ def run_finished(run: Run) -> Callable[[], bool]:
 
 
 def sent_count(run: Run) -> int:
-    return Delivery.objects.filter(run=run, status=Delivery.Status.SENT).count()
+    return Delivery.objects.filter(run=run).in_state(Delivery.Status.SENT).count()
 
 
 def push_calls(records: list[dict], task_name: str | None = None) -> list[dict]:

@@ -75,16 +75,22 @@ def test_dashboard_renders_the_charts_as_svg_with_their_tables(client, credentia
 def test_sends_per_day_counts_the_ledger_by_day_and_outcome(credential, template, target_list):
     campaign = make_campaign(credential, template, target_list)
     run = Run.objects.create(campaign=campaign, number=1)
-    batch = Batch.objects.create(run=run, campaign=campaign, seq=1)
-    for n, (days_ago, status) in enumerate([(0, "sent"), (0, "sent"), (0, "failed"), (3, "sent")]):
-        Delivery.objects.create(
+    calls = [(0, "sent", 2), (0, "failed", 1), (3, "sent", 1)]  # (days ago, outcome, targets)
+    for seq, (days_ago, status, targets) in enumerate(calls):
+        # one call, one outcome for its targets: the chart counts the calls' targets, so
+        # it is right before the run's deliveries are settled (these are not)
+        batch = Batch.objects.create(
             run=run,
-            batch=batch,
-            target_id=f"t{n}",
-            msg_key=f"k{n}",
+            campaign=campaign,
+            seq=seq,
             status=status,
+            target_count=targets,
             finished_at=NOW - dt.timedelta(days=days_ago),
         )
+        for n in range(targets):
+            Delivery.objects.create(
+                run=run, batch=batch, target_id=f"t{seq}-{n}", msg_key=f"k{seq}-{n}"
+            )
 
     chart = charts.sends_per_day(credential, NOW)
 

@@ -26,11 +26,17 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def make_ledger(campaign: Campaign, count: int, *, launched_by=None, run_number=1, **fields):
-    """`count` finished deliveries of one run, in batches of 10, written directly."""
-    run = Run.objects.create(
-        campaign=campaign, number=run_number, launched_by=launched_by, status="completed"
-    )
+    """`count` finished deliveries of one closed and settled run, in batches of 10,
+    written directly."""
     now = timezone.now()
+    run = Run.objects.create(
+        campaign=campaign,
+        number=run_number,
+        launched_by=launched_by,
+        status="completed",
+        finished_at=now,
+        settled_at=now,
+    )
     deliveries = []
     for seq in range((count + 9) // 10):
         size = min(10, count - seq * 10)

@@ -146,9 +146,11 @@ class Cluster:
             return None
 
     def sent(self, run_id: int) -> int:
-        # the run's counters are folded in later: count the deliveries
+        # the run's counters are folded in later, and its deliveries settled after that:
+        # count the targets of its sent calls
         row = self.query(
-            "SELECT count(*) FROM campaigns_delivery WHERE run_id = %s AND status = 'sent'",
+            "SELECT coalesce(sum(target_count), 0) FROM campaigns_batch "
+            "WHERE run_id = %s AND status = 'sent'",
             (run_id,),
         )
         return row[0] if row else -1

@@ -388,6 +388,9 @@ class Run(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When every delivery took its batch's outcome (`sending.settling`); until then the
+    # batches are the record of the run's outcomes and readers ask them.
+    settled_at = models.DateTimeField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 

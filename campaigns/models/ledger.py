@@ -62,7 +62,22 @@ class Batch(models.Model):
         return f"{self.run} batch {self.seq}"
 
 
+class DeliveryQuerySet(models.QuerySet):
+    def in_state(self, status: str) -> DeliveryQuerySet:
+        """Deliveries whose outcome is `status`, settled or not: a delivery's outcome is
+        its batch's (one call, one outcome for all its targets), so this asks the batch
+        and is right at every moment, before and after settling."""
+        if status == Delivery.Status.PENDING:
+            return self.filter(batch__status__in=Batch.OPEN_STATUSES)
+        return self.filter(batch__status=status)
+
+
 class Delivery(models.Model):
+    """One target in one run. Its status, ResultCode and time finished are its batch's,
+    copied in bulk when the batch's run is settled (`sending.settling`): while a
+    delivery's own status is still pending, `outcome_status` and friends read the batch
+    (load it with select_related)."""
+
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         SENT = "sent", _("Sent")
@@ -85,6 +100,8 @@ class Delivery(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="recalls"
     )
 
+    objects = DeliveryQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -105,6 +122,38 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target_id} ({self.msg_key})"
+
+    @property
+    def _unsettled(self) -> bool:
+        """Pending here, but its batch has an outcome that was not copied yet."""
+        return self.status == self.Status.PENDING and self.batch.status in SETTLES_TO
+
+    @property
+    def outcome_status(self) -> str:
+        return SETTLES_TO[self.batch.status] if self._unsettled else self.status
+
+    def get_outcome_status_display(self) -> str:
+        return self.Status(self.outcome_status).label
+
+    @property
+    def is_sent(self) -> bool:
+        return self.outcome_status == self.Status.SENT
+
+    @property
+    def outcome_result_code(self) -> str:
+        return self.batch.result_code if self._unsettled else self.result_code
+
+    @property
+    def outcome_finished_at(self):
+        return self.batch.finished_at if self._unsettled else self.finished_at
+
+
+# A final batch's status → its deliveries' (the same words).
+SETTLES_TO = {
+    Batch.Status.SENT: Delivery.Status.SENT,
+    Batch.Status.FAILED: Delivery.Status.FAILED,
+    Batch.Status.CANCELLED: Delivery.Status.CANCELLED,
+}
 
 
 class Attempt(models.Model):

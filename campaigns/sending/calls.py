@@ -16,6 +16,8 @@ from campaigns.mpaas import wire
 from campaigns.mpaas.client import PushClient, PushReply
 from campaigns.mpaas.strategy import PushSpec
 
+from . import statements
+
 TEMPLATE, MULTIPLE, RECALL = "template", "multiple", "recall"
 
 
@@ -50,10 +52,9 @@ def params_for(mode: str, spec: PushSpec, batch_ids: Iterable[int]) -> dict[int,
             batch_id: wire.multiple_params(spec, group, max_targets=size)
             for batch_id, group in rows.items()
         }
-    for batch_id, target_id, key in Delivery.objects.filter(batch_id__in=ids).values_list(
-        "batch_id", "target_id", "msg_key"
-    ):
-        rows[batch_id].append((target_id, key))
+    with statements.cursor() as cursor:
+        for batch_id, target_id, key in statements.delivery_rows(cursor, ids):
+            rows[batch_id].append((target_id, key))
     limits = push_limits()
     return {
         batch_id: wire.template_params(spec, dict(group), limits=limits)

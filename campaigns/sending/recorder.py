@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,7 +39,7 @@ from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
 from pushconsole import metrics
 
-from . import calls
+from . import calls, statements
 from .claims import Claim, Outcome
 
 log = logging.getLogger(__name__)
@@ -184,130 +184,84 @@ def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
     UPDATE bumps each batch's fence token, and every Attempt row is written before any
     call is made."""
     now = timezone.now()
-    candidates = Batch.objects.filter(run_id=ctx.run_id, status=Batch.Status.PENDING).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
-    )
-    if connection.vendor == "postgresql":
-        # rows another worker is claiming are skipped, and ours stay ours until commit
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-    rows = list(
-        candidates.order_by("seq").values_list("pk", "lease_token", "attempts", "target_count")[
-            :limit
-        ]
-    )
+    lease_until = now + timedelta(seconds=settings.PUSH_LEASE_SECONDS)
+    with statements.cursor() as cursor:
+        rows = statements.claim(cursor, ctx.run_id, now, lease_until, limit)
     if not rows:
         return []
-    ids = [row[0] for row in rows]
-    claimed = Batch.objects.filter(pk__in=ids, status=Batch.Status.PENDING).update(
-        status=Batch.Status.CLAIMED,
-        lease_token=F("lease_token") + 1,
-        lease_expires_at=now + timedelta(seconds=settings.PUSH_LEASE_SECONDS),
-        attempts=F("attempts") + 1,
-        not_before=None,
-    )
-    if claimed != len(ids):  # cannot happen: the rows are locked (or SQLite's one writer)
-        raise RuntimeError(f"claimed {claimed} of {len(ids)} locked batches")
-    params = calls.params_for(ctx.mode, ctx.spec, ids)
-    attempts = Attempt.objects.bulk_create(
-        Attempt(
-            batch_id=batch_id,
-            number=attempts + 1,
-            lease_token=token + 1,
-            worker=ctx.worker,
-            started_at=now,
-            request_params=params[batch_id],
+    params = calls.params_for(ctx.mode, ctx.spec, [row[0] for row in rows])
+    with statements.cursor() as cursor:
+        attempt_ids = statements.insert_attempts(
+            cursor,
+            [
+                (batch_id, number, token, ctx.worker, now, params[batch_id])
+                for batch_id, token, number, _count in rows
+            ],
         )
-        for batch_id, token, attempts, _count in rows
-    )
     return [
-        Claim(batch_id, token + 1, attempts + 1, count, params[batch_id], attempt.pk)
-        for (batch_id, token, attempts, count), attempt in zip(rows, attempts, strict=True)
+        Claim(batch_id, token, number, count, params[batch_id], attempt_ids[batch_id])
+        for batch_id, token, number, count in rows
     ]
 
 
 def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) -> None:
     """Inside a round's transaction, record accepted calls (a fixed number of statements
-    however many): each batch still held under its claim's token becomes sent with its
-    targets; a batch whose claim was taken over (a zombie's late answer) keeps the newer
-    claim's outcome, but the call's Attempt row is completed either way."""
+    however many, and O(1) rows per call: the batch and its Attempt; its deliveries
+    take the batch's outcome when settled, see `settling`): each batch still held
+    under its claim's token becomes sent; a batch whose claim was taken over (a
+    zombie's late answer) keeps the newer claim's outcome, but the call's Attempt row
+    is completed either way."""
     now = timezone.now()
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        held = Batch.objects.filter(
-            pk__in=[claim.batch_id for claim, _reply in replies], status=Batch.Status.CLAIMED
-        )
-        if connection.vendor == "postgresql":
-            held = held.select_for_update(of=("self",))  # SQLite: one writer already
-        tokens = dict(held.order_by("pk").values_list("pk", "lease_token"))
-        current = [
-            (claim, reply) for claim, reply in replies if tokens.get(claim.batch_id) == claim.token
-        ]
-        cursor.executemany(
-            f"UPDATE {quote(Attempt._meta.db_table)} SET outcome = %s, latency_ms = %s, "
-            "request_id = %s, http_status = %s, result_code = %s, result_message = %s, "
-            "response_body = %s WHERE id = %s",
+    with statements.cursor() as cursor:
+        statements.complete_attempts(
+            cursor,
             [
                 (
-                    Attempt.Outcome.SUCCESS.value,
+                    claim.attempt_id,
                     reply.latency_ms,
                     reply.request_id,
                     reply.http_status,
                     reply.result_code,
                     reply.result_message[:1000],
                     reply.body,
-                    claim.attempt_id,
                 )
                 for claim, reply in replies
             ],
         )
-        if current:
-            cursor.executemany(
-                f"UPDATE {quote(Batch._meta.db_table)} SET status = %s, request_id = %s, "
-                "result_code = %s, result_message = %s, push_success = %s, "
-                "push_result_msg = %s, push_result_data = %s, http_status = %s, "
-                "latency_ms = %s, finished_at = %s, lease_expires_at = NULL "
-                "WHERE id = %s AND status = %s AND lease_token = %s",
-                [
-                    (
-                        Batch.Status.SENT.value,
-                        reply.request_id,
-                        reply.result_code,
-                        reply.result_message[:1000],
-                        True,
-                        reply.result_msg[:1000],
-                        reply.data or "",
-                        reply.http_status,
-                        reply.latency_ms,
-                        stamp,
-                        claim.batch_id,
-                        Batch.Status.CLAIMED.value,
-                        claim.token,
-                    )
-                    for claim, reply in current
-                ],
-            )
-        by_code: dict[str, list[int]] = {}
-        for claim, reply in current:
-            by_code.setdefault(reply.result_code, []).append(claim.batch_id)
-            if reply.data and ctx.spec.strategy_type != StrategyType.IMMEDIATE:
-                ScheduledTask.objects.get_or_create(
-                    app_id=ctx.app_id,
-                    task_id=reply.data,
-                    defaults={
-                        "credential_id": ctx.credential_id,
-                        "campaign_id": ctx.campaign_id,
-                        "batch_id": claim.batch_id,
-                    },
+        written = statements.finish_sent(
+            cursor,
+            [
+                (
+                    claim.batch_id,
+                    claim.token,
+                    reply.request_id,
+                    reply.result_code,
+                    reply.result_message[:1000],
+                    reply.result_msg[:1000],
+                    reply.data or "",
+                    reply.http_status,
+                    reply.latency_ms,
                 )
-        for code, batch_ids in by_code.items():
-            Delivery.objects.filter(batch_id__in=batch_ids, status=Delivery.Status.PENDING).update(
-                status=Delivery.Status.SENT, result_code=code, finished_at=now
+                for claim, reply in replies
+            ],
+            now,
+        )
+    current = [(claim, reply) for claim, reply in replies if claim.batch_id in written]
+    for claim, reply in current:
+        if reply.data and ctx.spec.strategy_type != StrategyType.IMMEDIATE:
+            ScheduledTask.objects.get_or_create(
+                app_id=ctx.app_id,
+                task_id=reply.data,
+                defaults={
+                    "credential_id": ctx.credential_id,
+                    "campaign_id": ctx.campaign_id,
+                    "batch_id": claim.batch_id,
+                },
             )
-        if current:
-            sent = sum(claim.target_count for claim, _r in current)
-            tally(ctx, "sent", sent)
-            transaction.on_commit(lambda: metrics.count_targets("sent", sent))
+    if current:
+        sent = sum(claim.target_count for claim, _r in current)
+        tally(ctx, "sent", sent)
+        transaction.on_commit(lambda: metrics.count_targets("sent", sent))
     ctx.count("sent", len(current))
 
 
@@ -381,10 +335,7 @@ def record_failure(ctx: RunContext, claim: Claim, exc: PushError) -> None:
             )
             if not won:
                 return
-            delivery_status = Delivery.Status.FAILED if final else Delivery.Status.CANCELLED
-            Delivery.objects.filter(batch_id=claim.batch_id, status=Delivery.Status.PENDING).update(
-                status=delivery_status, result_code=exc.code[:64], finished_at=now
-            )
+            # its deliveries take the batch's outcome when settled (`settling`)
             column = "failed" if final else "cancelled"
             tally(ctx, column, claim.target_count)
             count = claim.target_count

@@ -1,0 +1,207 @@
+"""The hot statements of a send round, in SQL, one shape per database.
+
+A send job's database thread is the one serial part of sending: every call's claim and
+outcome pass through it. Built through the ORM, a round spent more of its time composing
+and quoting SQL than the database spent running it (py-spy on a 1 × 32 job). Here each
+statement is fixed text with its values bound: on PostgreSQL through a server-side
+binding cursor (values sent apart from the text, not quoted in Python, and the statement
+prepared once a connection has run it a few times), whole rounds as arrays (`unnest`);
+on SQLite through `executemany` and `RETURNING`.
+
+Every write keeps the fence of `recorder`: a claim bumps the lease token in the same
+UPDATE that selects the batch, and an outcome is written only where status and token
+still match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from campaigns.models import Attempt, Batch, Delivery
+
+BATCH = Batch._meta.db_table
+ATTEMPT = Attempt._meta.db_table
+DELIVERY = Delivery._meta.db_table
+
+PENDING, CLAIMED, SENT = (Batch.Status.PENDING.value, Batch.Status.CLAIMED.value, "sent")
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@contextmanager
+def cursor() -> Iterator[Any]:
+    """A cursor on Django's connection (same transaction), errors mapped to Django's
+    (so the sender's reconnect logic sees OperationalError). On PostgreSQL a psycopg
+    server-side binding cursor: Django's own binds on the client side."""
+    if not _postgres():
+        with connection.cursor() as cur:
+            yield cur
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        yield cur
+
+
+def _stamp(moment: datetime):
+    return moment if _postgres() else connection.ops.adapt_datetimefield_value(moment)
+
+
+def claim(
+    cur, run_id: int, now: datetime, lease_until: datetime, limit: int
+) -> list[tuple[int, int, int, int]]:
+    """Claim up to `limit` due batches of the run in one UPDATE: (id, new token, attempt
+    number, target count) by seq. PostgreSQL skips rows another job is claiming."""
+    # PostgreSQL: `= ANY(ARRAY(…))` runs the pick first, once, and updates by primary
+    # key (as `IN (…)` the planner may walk every pending batch of every run and
+    # semi-join the pick to it). The picked rows are locked (PostgreSQL) or the write
+    # lock is held (SQLite), so they are still pending when updated.
+    pick, lock, close = (
+        ("ANY(ARRAY(", " FOR UPDATE SKIP LOCKED", "))") if _postgres() else ("IN (", "", ")")
+    )
+    cur.execute(
+        f"UPDATE {BATCH} SET status = %s, lease_token = lease_token + 1, "
+        "lease_expires_at = %s, attempts = attempts + 1, not_before = NULL "
+        f"WHERE id {'= ' if _postgres() else ''}{pick}SELECT id FROM {BATCH} "
+        "WHERE run_id = %s AND status = %s AND (not_before IS NULL OR not_before <= %s) "
+        f"ORDER BY seq LIMIT %s{lock}{close} "
+        "RETURNING id, lease_token, attempts, target_count, seq",
+        [CLAIMED, _stamp(lease_until), run_id, PENDING, _stamp(now), limit],
+    )
+    rows = sorted(cur.fetchall(), key=lambda row: row[4])
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def delivery_rows(cur, batch_ids: Sequence[int]) -> list[tuple[int, str, str]]:
+    """(batch id, target ID, msgKey) of the batches' deliveries, by delivery id."""
+    if _postgres():
+        cur.execute(
+            f"SELECT batch_id, target_id, msg_key FROM {DELIVERY} "
+            "WHERE batch_id = ANY(%s) ORDER BY id",
+            [list(batch_ids)],
+        )
+    else:
+        marks = ", ".join(["%s"] * len(batch_ids))
+        cur.execute(
+            f"SELECT batch_id, target_id, msg_key FROM {DELIVERY} "
+            f"WHERE batch_id IN ({marks}) ORDER BY id",
+            list(batch_ids),
+        )
+    return cur.fetchall()
+
+
+def insert_attempts(cur, rows: list[tuple[int, int, int, str, datetime, dict]]) -> dict[int, int]:
+    """Write the Attempt rows of claimed batches before any call: (batch id, number,
+    token, worker, started, request params) each. Returns {batch id: attempt id}."""
+    if not rows:
+        return {}
+    if _postgres():
+        cur.execute(
+            f"INSERT INTO {ATTEMPT} (batch_id, number, lease_token, worker, started_at, "
+            "outcome, request_id, result_code, result_message, request_params, "
+            "response_body) SELECT b, n, t, w, s, %s, '', '', '', p::jsonb, '' FROM "
+            "unnest(%s::bigint[], %s::int[], %s::int[], %s::text[], %s::timestamptz[], "
+            "%s::text[]) AS v(b, n, t, w, s, p) RETURNING id, batch_id",
+            [
+                Attempt.Outcome.UNKNOWN.value,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[4] for r in rows],
+                [json.dumps(r[5]) for r in rows],
+            ],
+        )
+    else:
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, '', '', '', %s, '')"] * len(rows))
+        cur.execute(
+            f"INSERT INTO {ATTEMPT} (batch_id, number, lease_token, worker, started_at, "
+            "outcome, request_id, result_code, result_message, request_params, "
+            f"response_body) VALUES {values} RETURNING id, batch_id",
+            [
+                value
+                for batch_id, number, token, worker, started, params in rows
+                for value in (
+                    batch_id,
+                    number,
+                    token,
+                    worker,
+                    _stamp(started),
+                    Attempt.Outcome.UNKNOWN.value,
+                    json.dumps(params),
+                )
+            ],
+        )
+    return {batch_id: attempt_id for attempt_id, batch_id in cur.fetchall()}
+
+
+def complete_attempts(cur, rows: list[tuple]) -> None:
+    """Accepted calls' Attempt rows: (attempt id, latency ms, RequestId, HTTP status,
+    ResultCode, ResultMessage, body) each."""
+    outcome = Attempt.Outcome.SUCCESS.value
+    if _postgres():
+        columns = list(zip(*rows, strict=True))
+        cur.execute(
+            f"UPDATE {ATTEMPT} AS a SET outcome = %s, latency_ms = v.l, request_id = v.r, "
+            "http_status = v.h, result_code = v.c, result_message = v.m, "
+            "response_body = v.body FROM unnest(%s::bigint[], %s::int[], %s::text[], "
+            "%s::int[], %s::text[], %s::text[], %s::text[]) AS v(id, l, r, h, c, m, body) "
+            "WHERE a.id = v.id",
+            [outcome, *(list(column) for column in columns)],
+        )
+        return
+    cur.executemany(
+        f"UPDATE {ATTEMPT} SET outcome = %s, latency_ms = %s, request_id = %s, "
+        "http_status = %s, result_code = %s, result_message = %s, response_body = %s "
+        "WHERE id = %s",
+        [(outcome, *row[1:], row[0]) for row in rows],
+    )
+
+
+def finish_sent(cur, rows: list[tuple], now: datetime) -> set[int]:
+    """Batches whose call was accepted → sent, where still claimed under the call's
+    token: (batch id, token, RequestId, ResultCode, ResultMessage, ResultMsg, Data,
+    HTTP status, latency ms) each. Returns the ids written (a zombie's late answer
+    writes nothing)."""
+    if not rows:
+        return set()
+    if _postgres():
+        rows = sorted(rows)  # row locks in id order, as every other batch writer
+        columns = list(zip(*rows, strict=True))
+        cur.execute(
+            f"UPDATE {BATCH} AS b SET status = %s, request_id = v.r, result_code = v.c, "
+            "result_message = v.m, push_success = TRUE, push_result_msg = v.pm, "
+            "push_result_data = v.pd, http_status = v.h, latency_ms = v.l, "
+            "finished_at = %s, lease_expires_at = NULL FROM unnest(%s::bigint[], "
+            "%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::int[], %s::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
+            "WHERE b.id = v.id AND b.status = %s AND b.lease_token = v.t RETURNING b.id",
+            [SENT, now, *(list(column) for column in columns), CLAIMED],
+        )
+        return {row[0] for row in cur.fetchall()}
+    # SQLite: one writer at a time, so the tokens read here hold until the commit
+    marks = ", ".join(["%s"] * len(rows))
+    cur.execute(
+        f"SELECT id, lease_token FROM {BATCH} WHERE id IN ({marks}) AND status = %s",
+        [*(row[0] for row in rows), CLAIMED],
+    )
+    tokens = dict(cur.fetchall())
+    current = [row for row in rows if tokens.get(row[0]) == row[1]]
+    stamp = _stamp(now)
+    cur.executemany(
+        f"UPDATE {BATCH} SET status = %s, request_id = %s, result_code = %s, "
+        "result_message = %s, push_success = 1, push_result_msg = %s, "
+        "push_result_data = %s, http_status = %s, latency_ms = %s, finished_at = %s, "
+        "lease_expires_at = NULL WHERE id = %s AND status = %s AND lease_token = %s",
+        [(SENT, *row[2:], stamp, row[0], CLAIMED, row[1]) for row in current],
+    )
+    return {row[0] for row in current}
