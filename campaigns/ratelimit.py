@@ -14,7 +14,9 @@ Marking a call finished costs no round trip of its own: the end is noted in-proc
 written (ZADD XX, timed by Redis) with this limiter's next admission, whichever thread
 makes it, or by `flush()`, which the send job calls every second and when it stops. A
 late write only makes a call count a little longer, never shorter, so the bound holds;
-it halves the Redis calls per push (a send job's largest cost after the SDK).
+it halves the Redis calls per push (a send job's largest cost after the SDK). Callers
+asking at the same moment share one script call (`try_acquire`), so a busy send job
+makes fewer round trips than calls.
 
 Rates below 1 call/s admit one call per 1/rate seconds. Fractional rates above 1 are
 rounded down (2.5/s admits 2 per second): a limit is never exceeded.
@@ -44,23 +46,33 @@ _SCRIPT = """
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local member = ARGV[3]
-local hold = tonumber(ARGV[4])
+local hold = tonumber(ARGV[3])
+local asks = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-for i = 5, #ARGV do
+for i = 5 + asks, #ARGV do
   redis.call('ZADD', key, 'XX', now, ARGV[i])
 end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now + hold, member)
-  redis.call('PEXPIRE', key, math.ceil((window + hold) / 1000) + 1000)
-  return 0
+local count = redis.call('ZCARD', key)
+local out = {}
+local wait = nil
+for i = 1, asks do
+  if count < limit then
+    redis.call('ZADD', key, now + hold, ARGV[4 + i])
+    count = count + 1
+    out[i] = 0
+  else
+    if wait == nil then
+      local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      wait = tonumber(oldest[2]) + window - now
+      if wait < 1 then wait = 1 end
+    end
+    out[i] = wait
+  end
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local wait = tonumber(oldest[2]) + window - now
-if wait < 1 then wait = 1 end
-return wait
+redis.call('PEXPIRE', key, math.ceil((window + hold) / 1000) + 1000)
+return out
 """
 _FINISH = """
 local t = redis.call('TIME')
@@ -82,6 +94,18 @@ def window_for(rate: float) -> tuple[int, float]:
     return math.floor(rate), 1.0 + RATE_MARGIN
 
 
+class _Ask:
+    """One thread's admission request, answered by the leader's script call."""
+
+    __slots__ = ("member", "ready", "wait", "error")
+
+    def __init__(self, member: str) -> None:
+        self.member = member
+        self.ready = threading.Event()
+        self.wait: float | None = None
+        self.error: BaseException | None = None
+
+
 class RateLimiter:
     def __init__(self, connection: Redis, key: str, rate: float, *, hold: float = 0.0) -> None:
         """`hold`: how long an admitted call counts as in flight at most (0: a call counts
@@ -94,6 +118,9 @@ class RateLimiter:
         self._finish = connection.register_script(_FINISH)
         self._ended: list[str] = []  # calls ended, not yet written to Redis
         self._ended_lock = threading.Lock()
+        self._asks: list[_Ask] = []  # admissions waiting for the leader's next call
+        self._asks_lock = threading.Lock()
+        self._leading = False
 
     def _take_ended(self) -> list[str]:
         with self._ended_lock:
@@ -102,17 +129,59 @@ class RateLimiter:
 
     def try_acquire(self, member: str | None = None) -> float:
         """Take a slot if one is free (writing the ends noted since the last write
-        first). Returns 0 on success, else seconds to wait."""
-        member = member or uuid.uuid4().hex
+        first). Returns 0 on success, else seconds to wait.
+
+        Threads asking at once share one round trip: the first becomes the leader and
+        asks Redis for every ask queued meanwhile in one script call (admitted in
+        arrival order while slots are free), then hands the lead to the next ask
+        queued, if any, so no thread serves others for long."""
+        ask = _Ask(member or uuid.uuid4().hex)
+        with self._asks_lock:
+            self._asks.append(ask)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            ask.ready.wait()
+            lead = ask.wait is None and ask.error is None  # handed the lead
+        if lead:
+            self._serve()
+        if ask.error is not None:
+            raise ask.error
+        assert ask.wait is not None
+        return ask.wait
+
+    def _serve(self) -> None:
+        """As the leader: one script call for every ask queued now, then the lead to the
+        next ask queued, or no leader."""
+        with self._asks_lock:
+            asks, self._asks = self._asks, []
         ended = self._take_ended()
         try:
-            wait_us = self._script(
-                keys=[self.key], args=[self.limit, self.window_us, member, self.hold_us, *ended]
+            waits = self._script(
+                keys=[self.key],
+                args=[
+                    self.limit,
+                    self.window_us,
+                    self.hold_us,
+                    len(asks),
+                    *(ask.member for ask in asks),
+                    *ended,
+                ],
             )
-        except RedisError:
+        except Exception as exc:  # noqa: BLE001 - every ask in the call gets the error
             self._note_ended(ended)  # written by the next try or flush
-            raise
-        return int(wait_us) / 1_000_000
+            for ask in asks:
+                ask.error = exc
+        else:
+            for ask, wait_us in zip(asks, waits, strict=True):
+                ask.wait = int(wait_us) / 1_000_000
+        for ask in asks:
+            ask.ready.set()
+        with self._asks_lock:
+            if self._asks:
+                self._asks[0].ready.set()  # its thread leads the next call
+            else:
+                self._leading = False
 
     def _note_ended(self, members: list[str]) -> None:
         if members:

@@ -3,10 +3,12 @@ real HTTP to the sandbox, every outcome recorded once."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from hypothesis import given
@@ -338,6 +340,50 @@ def test_the_next_admission_writes_the_ends_noted_before_it(redis_conn):
     scores = dict(redis_conn.zrange("test:lazy", 0, -1, withscores=True))
     assert sum(1 for s in scores.values() if s <= now_us + 1_000_000) == 3
     assert scores[b"next"] > now_us + 20_000_000  # in flight
+
+
+def test_admissions_asked_at_once_share_script_calls_and_never_pass_the_limit(redis_conn):
+    """Threads asking at the same moment are answered by a leader's shared script call
+    (one round trip for several asks), admitted in turn while slots are free."""
+    limiter = ratelimit.RateLimiter(redis_conn, "test:together", 5, hold=30)
+    calls = []
+    script = limiter._script
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["args"][3])  # asks answered by this call
+        time.sleep(0.05)  # long enough for the other threads to queue behind it
+        return script(*args, **kwargs)
+
+    limiter._script = counted
+    start = threading.Barrier(20)
+    waits: list[float] = []
+
+    def ask() -> None:
+        start.wait()
+        waits.append(limiter.try_acquire())
+
+    threads = [threading.Thread(target=ask) for _n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(waits) == 20
+    assert sum(1 for wait in waits if wait == 0) == 5
+    assert all(wait > 0 for wait in waits if wait != 0)
+    assert redis_conn.zcard("test:together") == 5
+    assert sum(calls) == 20 and len(calls) < 20  # some calls answered several asks
+
+
+def test_a_redis_error_reaches_every_ask_of_the_call(redis_conn):
+    limiter = ratelimit.RateLimiter(redis_conn, "test:error", 5, hold=30)
+
+    def broken(*args, **kwargs):
+        raise redis.ConnectionError("gone")
+
+    limiter._script = broken
+    with pytest.raises(redis.ConnectionError):
+        limiter.try_acquire("a")
+    assert not limiter._leading  # the next ask leads again
 
 
 def test_rate_limiter_never_admits_more_than_the_limit_in_any_window(redis_conn):

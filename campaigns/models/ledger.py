@@ -19,7 +19,8 @@ class Batch(models.Model):
 
     OPEN_STATUSES = (Status.PENDING, Status.CLAIMED)
 
-    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="batches")
+    # no index of its own: batch_seq_unique (run, seq) leads with the run
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="batches", db_index=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="batches")
     seq = models.PositiveIntegerField(help_text=_("Position of the batch within its run."))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -34,7 +35,7 @@ class Batch(models.Model):
         default=False, help_text=_("A call may have reached mPaaS without an answer.")
     )
     request_id = models.CharField(max_length=64, blank=True)
-    result_code = models.CharField(max_length=64, blank=True, db_index=True)
+    result_code = models.CharField(max_length=64, blank=True)  # no query filters batches by it
     result_message = models.CharField(max_length=1000, blank=True)
     push_success = models.BooleanField(null=True)
     push_result_msg = models.CharField(max_length=1000, blank=True)
@@ -84,7 +85,10 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed")
         CANCELLED = "cancelled", _("Cancelled")
 
-    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="deliveries")
+    # no index of its own: delivery_run_id_idx (run, id) leads with the run
+    run = models.ForeignKey(
+        Run, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
     batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="deliveries")
     target_id = models.CharField(max_length=200)
     # Fixed before the first call and reused on every retry of the batch.

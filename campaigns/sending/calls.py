@@ -62,6 +62,17 @@ def params_for(mode: str, spec: PushSpec, batch_ids: Iterable[int]) -> dict[int,
     }
 
 
+def template_params(
+    spec: PushSpec, targets: dict[int, list[tuple[str, str]]]
+) -> dict[int, dict[str, str]]:
+    """PushTemplate parameters of each batch from its (target ID, msgKey) pairs."""
+    limits = push_limits()
+    return {
+        batch_id: wire.template_params(spec, dict(pairs), limits=limits)
+        for batch_id, pairs in targets.items()
+    }
+
+
 def make_call(mode: str, client: PushClient, params: dict[str, str]) -> PushReply:
     """One call of the mode's action (raises PushError as the client does)."""
     if mode == RECALL:

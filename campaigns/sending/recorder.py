@@ -88,9 +88,13 @@ class RunLedger:
         streak = 0
         if replies or limit:
             with transaction.atomic():
-                status, streak = Run.objects.share(ctx.run_id)
                 if replies:
-                    record_successes(ctx, replies)
+                    status, streak, written = statements.share_and_record(
+                        ctx.run_id, *success_rows(replies), timezone.now()
+                    )
+                    record_successes(ctx, replies, written)
+                else:
+                    status, streak = Run.objects.share(ctx.run_id)
                 if status != Run.Status.SENDING:
                     claims = None
                 elif limit:
@@ -186,11 +190,16 @@ def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.PUSH_LEASE_SECONDS)
     with statements.cursor() as cursor:
-        rows = statements.claim(cursor, ctx.run_id, now, lease_until, limit)
-    if not rows:
-        return []
-    params = calls.params_for(ctx.mode, ctx.spec, [row[0] for row in rows])
-    with statements.cursor() as cursor:
+        if ctx.mode == calls.TEMPLATE:
+            rows, targets = statements.claim_with_targets(
+                cursor, ctx.run_id, now, lease_until, limit
+            )
+            params = calls.template_params(ctx.spec, targets)
+        else:
+            rows = statements.claim(cursor, ctx.run_id, now, lease_until, limit)
+            params = calls.params_for(ctx.mode, ctx.spec, [row[0] for row in rows])
+        if not rows:
+            return []
         attempt_ids = statements.insert_attempts(
             cursor,
             [
@@ -204,48 +213,47 @@ def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
     ]
 
 
-def record_successes(ctx: RunContext, replies: list[tuple[Claim, PushReply]]) -> None:
-    """Inside a round's transaction, record accepted calls (a fixed number of statements
-    however many, and O(1) rows per call: the batch and its Attempt; its deliveries
-    take the batch's outcome when settled, see `settling`): each batch still held
-    under its claim's token becomes sent; a batch whose claim was taken over (a
-    zombie's late answer) keeps the newer claim's outcome, but the call's Attempt row
-    is completed either way."""
-    now = timezone.now()
-    with statements.cursor() as cursor:
-        statements.complete_attempts(
-            cursor,
-            [
-                (
-                    claim.attempt_id,
-                    reply.latency_ms,
-                    reply.request_id,
-                    reply.http_status,
-                    reply.result_code,
-                    reply.result_message[:1000],
-                    reply.body,
-                )
-                for claim, reply in replies
-            ],
+def success_rows(replies: list[tuple[Claim, PushReply]]) -> tuple[list[tuple], list[tuple]]:
+    """The accepted calls' Attempt rows and batch rows, as `statements` writes them."""
+    attempts = [
+        (
+            claim.attempt_id,
+            reply.latency_ms,
+            reply.request_id,
+            reply.http_status,
+            reply.result_code,
+            reply.result_message[:1000],
+            reply.body,
         )
-        written = statements.finish_sent(
-            cursor,
-            [
-                (
-                    claim.batch_id,
-                    claim.token,
-                    reply.request_id,
-                    reply.result_code,
-                    reply.result_message[:1000],
-                    reply.result_msg[:1000],
-                    reply.data or "",
-                    reply.http_status,
-                    reply.latency_ms,
-                )
-                for claim, reply in replies
-            ],
-            now,
+        for claim, reply in replies
+    ]
+    batches = [
+        (
+            claim.batch_id,
+            claim.token,
+            reply.request_id,
+            reply.result_code,
+            reply.result_message[:1000],
+            reply.result_msg[:1000],
+            reply.data or "",
+            reply.http_status,
+            reply.latency_ms,
         )
+        for claim, reply in replies
+    ]
+    return attempts, batches
+
+
+def record_successes(
+    ctx: RunContext, replies: list[tuple[Claim, PushReply]], written: set[int]
+) -> None:
+    """Inside a round's transaction, after `statements.share_and_record` wrote the
+    accepted calls (a fixed number of statements however many, and O(1) rows per call:
+    the batch and its Attempt; its deliveries take the batch's outcome when settled, see
+    `settling`): each batch still held under its claim's token became sent (`written`);
+    a batch whose claim was taken over (a zombie's late answer) kept the newer claim's
+    outcome, but the call's Attempt row was completed either way. Here: the scheduled
+    task IDs, and the job's tally."""
     current = [(claim, reply) for claim, reply in replies if claim.batch_id in written]
     for claim, reply in current:
         if reply.data and ctx.spec.strategy_type != StrategyType.IMMEDIATE:

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import connection
 
-from campaigns.models import Attempt, Batch, Delivery
+from campaigns.models import Attempt, Batch, Delivery, Run
 
 BATCH = Batch._meta.db_table
 ATTEMPT = Attempt._meta.db_table
@@ -79,6 +79,38 @@ def claim(
     )
     rows = sorted(cur.fetchall(), key=lambda row: row[4])
     return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def claim_with_targets(
+    cur, run_id: int, now: datetime, lease_until: datetime, limit: int
+) -> tuple[list[tuple[int, int, int, int]], dict[int, list[tuple[str, str]]]]:
+    """`claim`, and the (target ID, msgKey) pairs of each batch claimed: on PostgreSQL in
+    the same statement (the claim as a data-modifying CTE joined to the deliveries), so
+    a round makes one trip to the server for both."""
+    if not _postgres():
+        rows = claim(cur, run_id, now, lease_until, limit)
+        targets: dict[int, list[tuple[str, str]]] = {row[0]: [] for row in rows}
+        if rows:
+            for batch_id, target_id, key in delivery_rows(cur, list(targets)):
+                targets[batch_id].append((target_id, key))
+        return rows, targets
+    cur.execute(
+        f"WITH c AS (UPDATE {BATCH} SET status = %s, lease_token = lease_token + 1, "
+        "lease_expires_at = %s, attempts = attempts + 1, not_before = NULL "
+        f"WHERE id = ANY(ARRAY(SELECT id FROM {BATCH} WHERE run_id = %s AND status = %s "
+        "AND (not_before IS NULL OR not_before <= %s) ORDER BY seq LIMIT %s "
+        "FOR UPDATE SKIP LOCKED)) RETURNING id, lease_token, attempts, target_count, seq) "
+        "SELECT c.id, c.lease_token, c.attempts, c.target_count, d.target_id, d.msg_key "
+        f"FROM c JOIN {DELIVERY} d ON d.batch_id = c.id ORDER BY c.seq, d.id",
+        [CLAIMED, lease_until, run_id, PENDING, now, limit],
+    )
+    rows, targets = [], {}
+    for batch_id, token, number, count, target_id, key in cur.fetchall():
+        if batch_id not in targets:
+            targets[batch_id] = []
+            rows.append((batch_id, token, number, count))
+        targets[batch_id].append((target_id, key))
+    return rows, targets
 
 
 def delivery_rows(cur, batch_ids: Sequence[int]) -> list[tuple[int, str, str]]:
@@ -175,18 +207,7 @@ def finish_sent(cur, rows: list[tuple], now: datetime) -> set[int]:
     if not rows:
         return set()
     if _postgres():
-        rows = sorted(rows)  # row locks in id order, as every other batch writer
-        columns = list(zip(*rows, strict=True))
-        cur.execute(
-            f"UPDATE {BATCH} AS b SET status = %s, request_id = v.r, result_code = v.c, "
-            "result_message = v.m, push_success = TRUE, push_result_msg = v.pm, "
-            "push_result_data = v.pd, http_status = v.h, latency_ms = v.l, "
-            "finished_at = %s, lease_expires_at = NULL FROM unnest(%s::bigint[], "
-            "%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-            "%s::int[], %s::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
-            "WHERE b.id = v.id AND b.status = %s AND b.lease_token = v.t RETURNING b.id",
-            [SENT, now, *(list(column) for column in columns), CLAIMED],
-        )
+        _finish_sent_postgres(cur, rows, now)
         return {row[0] for row in cur.fetchall()}
     # SQLite: one writer at a time, so the tokens read here hold until the commit
     marks = ", ".join(["%s"] * len(rows))
@@ -205,3 +226,62 @@ def finish_sent(cur, rows: list[tuple], now: datetime) -> set[int]:
         [(SENT, *row[2:], stamp, row[0], CLAIMED, row[1]) for row in current],
     )
     return {row[0] for row in current}
+
+
+def _finish_sent_postgres(cur, rows: list[tuple], now: datetime) -> None:
+    """finish_sent's UPDATE (RETURNING the ids written), not yet read."""
+    rows = sorted(rows)  # row locks in id order, as every other batch writer
+    columns = list(zip(*rows, strict=True))
+    cur.execute(
+        f"UPDATE {BATCH} AS b SET status = %s, request_id = v.r, result_code = v.c, "
+        "result_message = v.m, push_success = TRUE, push_result_msg = v.pm, "
+        "push_result_data = v.pd, http_status = v.h, latency_ms = v.l, "
+        "finished_at = %s, lease_expires_at = NULL FROM unnest(%s::bigint[], "
+        "%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+        "%s::int[], %s::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
+        "WHERE b.id = v.id AND b.status = %s AND b.lease_token = v.t RETURNING b.id",
+        [SENT, now, *(list(column) for column in columns), CLAIMED],
+    )
+
+
+def share_and_record(
+    run_id: int, attempts: list[tuple], sent: list[tuple], now: datetime
+) -> tuple[str, int, set[int]]:
+    """The start of a round with answers to record: the run's status and failure streak
+    under a shared lock on its row (see `RunQuerySet.share`), the accepted calls'
+    Attempt rows completed (`complete_attempts`) and their batches finished
+    (`finish_sent`). On PostgreSQL the three go in one pipeline: one trip to the server.
+    Returns (status, streak, ids of the batches written)."""
+    run_table = connection.ops.quote_name(Run._meta.db_table)
+    if not _postgres():
+        with cursor() as cur:
+            cur.execute(
+                f"SELECT status, consecutive_failures FROM {run_table} WHERE id = %s", [run_id]
+            )
+            status, streak = cur.fetchone()
+            if attempts:
+                complete_attempts(cur, attempts)
+            written = finish_sent(cur, sent, now) if sent else set()
+        return status, streak, written
+    import psycopg
+
+    connection.ensure_connection()
+    conn = connection.connection
+    with (
+        connection.wrap_database_errors,
+        psycopg.Cursor(conn) as share,
+        psycopg.Cursor(conn) as record,
+        psycopg.Cursor(conn) as finish,
+    ):
+        with conn.pipeline():
+            share.execute(
+                f"SELECT status, consecutive_failures FROM {run_table} WHERE id = %s FOR SHARE",
+                [run_id],
+            )
+            if attempts:
+                complete_attempts(record, attempts)
+            if sent:
+                _finish_sent_postgres(finish, sent, now)
+        status, streak = share.fetchone()
+        written = {row[0] for row in finish.fetchall()} if sent else set()
+    return status, streak, written
