@@ -6,7 +6,9 @@ and quoting SQL than the database spent running it (py-spy on a 1 × 32 job). He
 statement is fixed text with its values bound: on PostgreSQL through a server-side
 binding cursor (values sent apart from the text, not quoted in Python, and the statement
 prepared once a connection has run it a few times), whole rounds as arrays (`unnest`);
-on SQLite through `executemany` and `RETURNING`.
+on SQLite through `executemany` and `RETURNING`. Arrays go in binary (`%b`): as text,
+psycopg escaped every JSON string of a round's request parameters with a regex in
+Python, 2.4 ms a round of 32 against 0.09 ms.
 
 Every write keeps the fence of `recorder`: a claim bumps the lease token in the same
 UPDATE that selects the batch, and an outcome is written only where status and token
@@ -100,16 +102,18 @@ def claim_with_targets(
         f"WHERE id = ANY(ARRAY(SELECT id FROM {BATCH} WHERE run_id = %s AND status = %s "
         "AND (not_before IS NULL OR not_before <= %s) ORDER BY seq LIMIT %s "
         "FOR UPDATE SKIP LOCKED)) RETURNING id, lease_token, attempts, target_count, seq) "
-        "SELECT c.id, c.lease_token, c.attempts, c.target_count, d.target_id, d.msg_key "
-        f"FROM c JOIN {DELIVERY} d ON d.batch_id = c.id ORDER BY c.seq, d.id",
+        # each claimed batch's targets as an array subquery, read by the batch_id index
+        # (as a join, a planner without fresh statistics, right after planning wrote
+        # the rows, hash-joined the claim to a scan of every delivery)
+        "SELECT c.id, c.lease_token, c.attempts, c.target_count, ARRAY(SELECT "
+        f"ARRAY[d.target_id::text, d.msg_key::text] FROM {DELIVERY} d "
+        "WHERE d.batch_id = c.id ORDER BY d.id) FROM c ORDER BY c.seq",
         [CLAIMED, lease_until, run_id, PENDING, now, limit],
     )
     rows, targets = [], {}
-    for batch_id, token, number, count, target_id, key in cur.fetchall():
-        if batch_id not in targets:
-            targets[batch_id] = []
-            rows.append((batch_id, token, number, count))
-        targets[batch_id].append((target_id, key))
+    for batch_id, token, number, count, pairs in cur.fetchall():
+        rows.append((batch_id, token, number, count))
+        targets[batch_id] = [(target_id, key) for target_id, key in pairs]
     return rows, targets
 
 
@@ -118,7 +122,7 @@ def delivery_rows(cur, batch_ids: Sequence[int]) -> list[tuple[int, str, str]]:
     if _postgres():
         cur.execute(
             f"SELECT batch_id, target_id, msg_key FROM {DELIVERY} "
-            "WHERE batch_id = ANY(%s) ORDER BY id",
+            "WHERE batch_id = ANY(%b) ORDER BY id",
             [list(batch_ids)],
         )
     else:
@@ -141,8 +145,8 @@ def insert_attempts(cur, rows: list[tuple[int, int, int, str, datetime, dict]]) 
             f"INSERT INTO {ATTEMPT} (batch_id, number, lease_token, worker, started_at, "
             "outcome, request_id, result_code, result_message, request_params, "
             "response_body) SELECT b, n, t, w, s, %s, '', '', '', p::jsonb, '' FROM "
-            "unnest(%s::bigint[], %s::int[], %s::int[], %s::text[], %s::timestamptz[], "
-            "%s::text[]) AS v(b, n, t, w, s, p) RETURNING id, batch_id",
+            "unnest(%b::bigint[], %b::int[], %b::int[], %b::text[], %b::timestamptz[], "
+            "%b::text[]) AS v(b, n, t, w, s, p) RETURNING id, batch_id",
             [
                 Attempt.Outcome.UNKNOWN.value,
                 [r[0] for r in rows],
@@ -185,8 +189,8 @@ def complete_attempts(cur, rows: list[tuple]) -> None:
         cur.execute(
             f"UPDATE {ATTEMPT} AS a SET outcome = %s, latency_ms = v.l, request_id = v.r, "
             "http_status = v.h, result_code = v.c, result_message = v.m, "
-            "response_body = v.body FROM unnest(%s::bigint[], %s::int[], %s::text[], "
-            "%s::int[], %s::text[], %s::text[], %s::text[]) AS v(id, l, r, h, c, m, body) "
+            "response_body = v.body FROM unnest(%b::bigint[], %b::int[], %b::text[], "
+            "%b::int[], %b::text[], %b::text[], %b::text[]) AS v(id, l, r, h, c, m, body) "
             "WHERE a.id = v.id",
             [outcome, *(list(column) for column in columns)],
         )
@@ -236,9 +240,9 @@ def _finish_sent_postgres(cur, rows: list[tuple], now: datetime) -> None:
         f"UPDATE {BATCH} AS b SET status = %s, request_id = v.r, result_code = v.c, "
         "result_message = v.m, push_success = TRUE, push_result_msg = v.pm, "
         "push_result_data = v.pd, http_status = v.h, latency_ms = v.l, "
-        "finished_at = %s, lease_expires_at = NULL FROM unnest(%s::bigint[], "
-        "%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-        "%s::int[], %s::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
+        "finished_at = %s, lease_expires_at = NULL FROM unnest(%b::bigint[], "
+        "%b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+        "%b::int[], %b::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
         "WHERE b.id = v.id AND b.status = %s AND b.lease_token = v.t RETURNING b.id",
         [SENT, now, *(list(column) for column in columns), CLAIMED],
     )
