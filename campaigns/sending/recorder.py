@@ -90,7 +90,11 @@ class RunLedger:
             with transaction.atomic():
                 if replies:
                     status, streak, written = statements.share_and_record(
-                        ctx.run_id, *success_rows(replies), timezone.now()
+                        ctx.run_id,
+                        ctx.shard,
+                        *success_rows(replies),
+                        {claim.batch_id: claim.target_count for claim, _reply in replies},
+                        timezone.now(),
                     )
                     record_successes(ctx, replies, written)
                 else:
@@ -252,8 +256,8 @@ def record_successes(
     the batch and its Attempt; its deliveries take the batch's outcome when settled, see
     `settling`): each batch still held under its claim's token became sent (`written`);
     a batch whose claim was taken over (a zombie's late answer) kept the newer claim's
-    outcome, but the call's Attempt row was completed either way. Here: the scheduled
-    task IDs, and the job's tally."""
+    outcome, but the call's Attempt row was completed either way, and the targets of
+    the batches written were added to the job's tally. Here: the scheduled task IDs."""
     current = [(claim, reply) for claim, reply in replies if claim.batch_id in written]
     for claim, reply in current:
         if reply.data and ctx.spec.strategy_type != StrategyType.IMMEDIATE:
@@ -266,9 +270,8 @@ def record_successes(
                     "batch_id": claim.batch_id,
                 },
             )
-    if current:
+    if current:  # already in the job's tally row (share_and_record)
         sent = sum(claim.target_count for claim, _r in current)
-        tally(ctx, "sent", sent)
         transaction.on_commit(lambda: metrics.count_targets("sent", sent))
     ctx.count("sent", len(current))
 
@@ -281,16 +284,8 @@ def backoff_seconds(attempt_no: int) -> float:
 
 def tally(ctx: RunContext, column: str, count: int) -> None:
     """Add `count` to this send job's tally row of the run (one statement, an upsert)."""
-    assert column in ("sent", "failed", "cancelled")
-    table = connection.ops.quote_name(RunTally._meta.db_table)
-    values = {"sent": 0, "failed": 0, "cancelled": 0, column: count}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (run_id, shard, sent, failed, cancelled) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, shard) "
-            f"DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
-            [ctx.run_id, ctx.shard, values["sent"], values["failed"], values["cancelled"]],
-        )
+    with statements.cursor() as cursor:
+        statements.add_to_tally(cursor, ctx.run_id, ctx.shard, column, count)
 
 
 def fold_tallies(run_id: int) -> None:

@@ -25,11 +25,12 @@ from typing import Any
 
 from django.db import connection
 
-from campaigns.models import Attempt, Batch, Delivery, Run
+from campaigns.models import Attempt, Batch, Delivery, Run, RunTally
 
 BATCH = Batch._meta.db_table
 ATTEMPT = Attempt._meta.db_table
 DELIVERY = Delivery._meta.db_table
+TALLY = RunTally._meta.db_table
 
 PENDING, CLAIMED, SENT = (Batch.Status.PENDING.value, Batch.Status.CLAIMED.value, "sent")
 
@@ -232,30 +233,63 @@ def finish_sent(cur, rows: list[tuple], now: datetime) -> set[int]:
     return {row[0] for row in current}
 
 
-def _finish_sent_postgres(cur, rows: list[tuple], now: datetime) -> None:
-    """finish_sent's UPDATE (RETURNING the ids written), not yet read."""
-    rows = sorted(rows)  # row locks in id order, as every other batch writer
-    columns = list(zip(*rows, strict=True))
+def add_to_tally(cur, run_id: int, shard: int, column: str, count: int) -> None:
+    """Add `count` to a send job's tally row of the run (one statement, an upsert)."""
+    assert column in ("sent", "failed", "cancelled")
+    values = {"sent": 0, "failed": 0, "cancelled": 0, column: count}
     cur.execute(
-        f"UPDATE {BATCH} AS b SET status = %s, request_id = v.r, result_code = v.c, "
-        "result_message = v.m, push_success = TRUE, push_result_msg = v.pm, "
-        "push_result_data = v.pd, http_status = v.h, latency_ms = v.l, "
-        "finished_at = %s, lease_expires_at = NULL FROM unnest(%b::bigint[], "
-        "%b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
-        "%b::int[], %b::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
-        "WHERE b.id = v.id AND b.status = %s AND b.lease_token = v.t RETURNING b.id",
-        [SENT, now, *(list(column) for column in columns), CLAIMED],
+        f"INSERT INTO {TALLY} AS t (run_id, shard, sent, failed, cancelled) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, shard) "
+        f"DO UPDATE SET {column} = t.{column} + excluded.{column}",
+        [run_id, shard, values["sent"], values["failed"], values["cancelled"]],
     )
 
 
+def _finish_sent_postgres(cur, rows: list[tuple], now: datetime, tally=None) -> None:
+    """finish_sent's UPDATE (RETURNING the ids written), not yet read. With `tally`
+    (run id, shard), the same statement adds the targets of the batches written to the
+    job's RunTally row."""
+    rows = sorted(rows)  # row locks in id order, as every other batch writer
+    columns = list(zip(*rows, strict=True))
+    values = [SENT, now, *(list(column) for column in columns), CLAIMED]
+    if tally is None:
+        cur.execute(f"{_FINISH_SENT} RETURNING b.id", values)
+        return
+    cur.execute(
+        f"WITH f AS ({_FINISH_SENT} RETURNING b.id, b.target_count), t AS ("
+        f"INSERT INTO {TALLY} AS t (run_id, shard, sent, failed, cancelled) "
+        "SELECT %s, %s, sum(target_count), 0, 0 FROM f HAVING count(*) > 0 "
+        "ON CONFLICT (run_id, shard) DO UPDATE SET sent = t.sent + excluded.sent) "
+        "SELECT id FROM f",
+        [*values, *tally],
+    )
+
+
+_FINISH_SENT = (
+    f"UPDATE {BATCH} AS b SET status = %s, request_id = v.r, result_code = v.c, "
+    "result_message = v.m, push_success = TRUE, push_result_msg = v.pm, "
+    "push_result_data = v.pd, http_status = v.h, latency_ms = v.l, "
+    "finished_at = %s, lease_expires_at = NULL FROM unnest(%b::bigint[], "
+    "%b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::int[], %b::int[]) AS v(id, t, r, c, m, pm, pd, h, l) "
+    "WHERE b.id = v.id AND b.status = %s AND b.lease_token = v.t"
+)
+
+
 def share_and_record(
-    run_id: int, attempts: list[tuple], sent: list[tuple], now: datetime
+    run_id: int,
+    shard: int,
+    attempts: list[tuple],
+    sent: list[tuple],
+    targets: dict[int, int],
+    now: datetime,
 ) -> tuple[str, int, set[int]]:
     """The start of a round with answers to record: the run's status and failure streak
     under a shared lock on its row (see `RunQuerySet.share`), the accepted calls'
-    Attempt rows completed (`complete_attempts`) and their batches finished
-    (`finish_sent`). On PostgreSQL the three go in one pipeline: one trip to the server.
-    Returns (status, streak, ids of the batches written)."""
+    Attempt rows completed (`complete_attempts`), their batches finished (`finish_sent`)
+    and their targets (`targets`: batch id → count) added to the job's tally row, for
+    the batches written only. On PostgreSQL all of it goes in one pipeline: one trip
+    to the server. Returns (status, streak, ids of the batches written)."""
     run_table = connection.ops.quote_name(Run._meta.db_table)
     if not _postgres():
         with cursor() as cur:
@@ -266,6 +300,8 @@ def share_and_record(
             if attempts:
                 complete_attempts(cur, attempts)
             written = finish_sent(cur, sent, now) if sent else set()
+            if written:
+                add_to_tally(cur, run_id, shard, "sent", sum(targets[pk] for pk in written))
         return status, streak, written
     import psycopg
 
@@ -285,7 +321,7 @@ def share_and_record(
             if attempts:
                 complete_attempts(record, attempts)
             if sent:
-                _finish_sent_postgres(finish, sent, now)
+                _finish_sent_postgres(finish, sent, now, tally=(run_id, shard))
         status, streak = share.fetchone()
         written = {row[0] for row in finish.fetchall()} if sent else set()
     return status, streak, written
