@@ -62,21 +62,11 @@ from .answers import (  # noqa: F401 - re-exported: callers import them from her
     PushReply,
     scrub,
 )
-from .transport import wire_request
+from .transport import NOT_SENT_MARKERS, PROXY_VARIABLES, wire_request
 from .vocabulary import is_retryable, is_retryable_gateway, is_success
 
 PRODUCT = "mpaas"
 
-# Texts of network failures where the request certainly never reached the server.
-_NOT_SENT_MARKERS = (
-    "Connection refused",
-    "NewConnectionError",
-    "ConnectTimeout",
-    "Name or service not known",
-    "NameResolutionError",
-    "nodename nor servname",
-    "No route to host",
-)
 # What the SDK's vendored requests Session puts in front of every request's own headers.
 _SESSION_HEADERS = (
     ("User-Agent", sdk_requests_utils.default_user_agent()),
@@ -84,7 +74,6 @@ _SESSION_HEADERS = (
     ("Accept", "*/*"),
     ("Connection", "keep-alive"),
 )
-_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 
 
 class _FastTransport(AcsClient):
@@ -95,9 +84,10 @@ class _FastTransport(AcsClient):
         super().__init__(*args, pool_size=pool_size, **kwargs)
         # as the SDK's HTTPAdapter(10, pool_size): 10 hosts, pool_size connections each
         self._pools = urllib3.PoolManager(num_pools=10, maxsize=pool_size, block=False)
+        self._pool_of: dict[tuple, urllib3.HTTPConnectionPool] = {}  # by origin and TLS
 
     def _handle_single_request(self, endpoint, request, read_timeout, connect_timeout, signer):
-        if self.proxy or any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        if self.proxy or any(os.environ.get(name) for name in PROXY_VARIABLES):
             return super()._handle_single_request(
                 endpoint, request, read_timeout, connect_timeout, signer
             )
@@ -116,11 +106,18 @@ class _FastTransport(AcsClient):
                     "ca_certs": verify if isinstance(verify, str) else sdk_certs.where(),
                 }
             )
+        split = url.index("/", url.index("//") + 2)
         try:
-            pool = self._pools.connection_from_url(url, pool_kwargs=tls or None)
+            key = (url[:split], *sorted(tls.items()))
+            pool = self._pool_of.get(key)
+            if pool is None:  # (≤ 10 kept, as the PoolManager keeps ≤ 10 pools open)
+                self._pool_of = {} if len(self._pool_of) >= 10 else self._pool_of
+                pool = self._pool_of[key] = self._pools.connection_from_url(
+                    url, pool_kwargs=tls or None
+                )
             answer = pool.urlopen(
                 method,
-                url[url.index("/", url.index("//") + 2) :],
+                url[split:],
                 body=body,
                 headers=headers,
                 retries=False,
@@ -278,7 +275,7 @@ class PushClient:
         raw_message = exc.get_error_msg() or ""
         message = scrub(raw_message)
         if code == "SDK.HttpError":
-            not_sent = any(marker in raw_message for marker in _NOT_SENT_MARKERS)
+            not_sent = any(marker in raw_message for marker in NOT_SENT_MARKERS)
             kind = TRANSIENT if not_sent else AMBIGUOUS
         else:
             kind = PERMANENT

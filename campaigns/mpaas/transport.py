@@ -6,6 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+# Texts of network failures where the request certainly never reached the server.
+NOT_SENT_MARKERS = (
+    "Connection refused",
+    "NewConnectionError",
+    "ConnectTimeout",
+    "Name or service not known",
+    "NameResolutionError",
+    "nodename nor servname",
+    "No route to host",
+)
+# With any of these set (or a proxy given), the SDK sends by itself.
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+
 
 def wire_headers(
     headers: Mapping[str, str], body: str | bytes | None, session: Iterable[tuple[str, str]]
