@@ -88,8 +88,18 @@ class BatchAdmin(ReadOnlyAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["target_id", "msg_key", "status", "result_code"]
+    list_display = ["target_id", "msg_key", "outcome", "outcome_code"]
+    list_select_related = ["batch"]
     search_fields = ["=target_id", "=msg_key"]
+
+    @admin.display(description=_("Status"))
+    def outcome(self, delivery: Delivery) -> str:
+        # its batch's outcome until the run is settled (sending/settling.py)
+        return delivery.get_outcome_status_display()
+
+    @admin.display(description=_("ResultCode"))
+    def outcome_code(self, delivery: Delivery) -> str:
+        return delivery.outcome_result_code
 
 
 @admin.register(Attempt)
