@@ -32,7 +32,11 @@ ATTEMPT = Attempt._meta.db_table
 DELIVERY = Delivery._meta.db_table
 TALLY = RunTally._meta.db_table
 
-PENDING, CLAIMED, SENT = (Batch.Status.PENDING.value, Batch.Status.CLAIMED.value, "sent")
+PENDING, CLAIMED, SENT = (
+    Batch.Status.PENDING.value,
+    Batch.Status.CLAIMED.value,
+    Batch.Status.SENT.value,
+)
 
 
 def _postgres() -> bool:
