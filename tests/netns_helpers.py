@@ -246,6 +246,10 @@ class Postgres:
                 # ends: without these the sweeper waits on them (docs/DEPLOY.md)
                 "idle_in_transaction_session_timeout = '5s'\n"
                 "tcp_keepalives_idle = 5\ntcp_keepalives_interval = 2\ntcp_keepalives_count = 3\n"
+                # a session cut inside a send round's pipeline is not "idle in
+                # transaction" (no Sync yet), and keepalives wait while its answers go
+                # unacknowledged: this ends it
+                "tcp_user_timeout = 5000\n"
             )
         self.pg_ctl("start")
 
