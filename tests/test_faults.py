@@ -295,7 +295,9 @@ def test_double_launch_from_two_processes_starts_one_run(
 def test_cancel_mid_run_starts_no_new_call_and_cancels_the_rest(
     credential, template, sandbox, marketer, fleet
 ):
-    sandbox.configure(latency_ms="0-10")
+    # slow enough that the cancel lands mid-run (at 0-10 ms a PostgreSQL run sent the
+    # last 70 % before the poll that saw 30 % could cancel)
+    sandbox.configure(latency_ms="40-80")
     campaign = make_campaign(credential, template, make_list(2000))
     fleet.workers(2)
     run = lifecycle.launch(campaign, marketer)
