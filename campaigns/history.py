@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import Attempt, Batch, Delivery, Run
-from campaigns.paging import day_window, local_day_start
+from campaigns.paging import day_q, day_window
+from campaigns.sending.settling import unsettled_runs
 
 # a delivery's time finished is its own; its time planned is its batch's
 DATE_FIELDS = {"finished": "finished_at", "created": "batch__created_at"}
@@ -185,7 +186,7 @@ def _outcome_filter(data: dict[str, Any]) -> tuple[Q, Q] | None:
 def _unsettled_runs(runs: list[int] | QuerySet[Run] | None) -> list[int] | QuerySet[Run]:
     """The runs (among `runs`, if given) whose deliveries may not be settled yet: open
     runs and runs just closed. Few at any time; empty in a quiet console."""
-    unsettled = Run.objects.filter(settled_at__isnull=True)
+    unsettled = unsettled_runs()
     if runs is not None:
         unsettled = unsettled.filter(pk__in=runs)
     ids = list(unsettled.order_by().values_list("pk", flat=True)[: RUN_LIST_MAX + 1])
@@ -196,7 +197,7 @@ def _in_dates(
     rows: QuerySet[Delivery],
     runs: list[int] | QuerySet[Run] | None,
     data: dict[str, Any],
-    unsettled: list[int] | QuerySet[Run] = (),
+    unsettled: list[int] | QuerySet[Run],
 ) -> tuple[QuerySet[Delivery], list[int] | QuerySet[Run] | None]:
     """`rows` within the date window, and the run filter still to apply (None when the
     window took it over).
@@ -212,9 +213,9 @@ def _in_dates(
         if not unsettled:
             return day_window(rows, "finished_at", start, end), runs
         # a delivery of an unsettled run finished when its batch did (if it has)
-        live = _day_q("batch__finished_at", start, end) & ~Q(batch__status__in=Batch.OPEN_STATUSES)
+        live = day_q("batch__finished_at", start, end) & ~Q(batch__status__in=Batch.OPEN_STATUSES)
         return rows.filter(
-            (_day_q("finished_at", start, end) & ~Q(run_id__in=unsettled))
+            (day_q("finished_at", start, end) & ~Q(run_id__in=unsettled))
             | (Q(run_id__in=unsettled) & live)
         ), runs
     planned = day_window(Batch.objects.all(), "created_at", start, end)
@@ -223,16 +224,6 @@ def _in_dates(
         # the run's, every batch of the runs), so the cost stays the window's rows
         planned = planned.alias(run_of=F("run_id") + 0).filter(run_of__in=runs)
     return rows.filter(batch__in=planned.values("pk")), None
-
-
-def _day_q(column: str, start: date | None, end: date | None) -> Q:
-    """`paging.day_window` as a Q, to combine with others."""
-    q = Q()
-    if start:
-        q &= Q(**{f"{column}__gte": local_day_start(start)})
-    if end:
-        q &= Q(**{f"{column}__lt": local_day_start(end + timedelta(days=1))})
-    return q
 
 
 def _window_scan(data: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 
@@ -59,8 +59,14 @@ def local_day_start(day: date) -> datetime:
 def day_window(rows: QuerySet, column: str, start: date | None, end: date | None) -> QuerySet:
     """Rows whose `column` falls on the days from `start` to `end` inclusive (either
     may be None), days being the console's time zone's."""
+    return rows.filter(day_q(column, start, end))
+
+
+def day_q(column: str, start: date | None, end: date | None) -> Q:
+    """`day_window` as a Q, to combine with other conditions."""
+    q = Q()
     if start:
-        rows = rows.filter(**{f"{column}__gte": local_day_start(start)})
+        q &= Q(**{f"{column}__gte": local_day_start(start)})
     if end:
-        rows = rows.filter(**{f"{column}__lt": local_day_start(end + timedelta(days=1))})
-    return rows
+        q &= Q(**{f"{column}__lt": local_day_start(end + timedelta(days=1))})
+    return q

@@ -132,7 +132,7 @@ def settle_later(run_id: int) -> None:
     from campaigns import jobs
 
     try:
-        queue().enqueue(
+        enqueue_job(
             jobs.settle_run,
             run_id,
             job_timeout=3600,

@@ -311,15 +311,18 @@ class RunQuerySet(models.QuerySet):
         rounds in progress and rounds wait for them, so no batch is claimed after a pause
         or cancel commits. A holder must never update the run row (two would deadlock
         upgrading)."""
-        table = connection.ops.quote_name(Run._meta.db_table)
-        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}",
-                [run_id],
-            )
+            cursor.execute(*self.share_sql(run_id))
             status, streak = cursor.fetchone()
         return status, streak
+
+    @staticmethod
+    def share_sql(run_id: int) -> tuple[str, list]:
+        """`share`'s statement and parameters (a send round pipelines it with its
+        answers on PostgreSQL: `sending.statements.share_and_record`)."""
+        table = connection.ops.quote_name(Run._meta.db_table)
+        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+        return f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}", [run_id]
 
     def with_live_counts(self) -> RunQuerySet:
         """Annotate live_sent / live_failed / live_cancelled (folded plus the tallies not

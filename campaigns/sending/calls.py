@@ -16,8 +16,6 @@ from campaigns.mpaas import wire
 from campaigns.mpaas.client import PushClient, PushReply
 from campaigns.mpaas.strategy import PushSpec
 
-from . import statements
-
 TEMPLATE, MULTIPLE, RECALL = "template", "multiple", "recall"
 
 
@@ -28,7 +26,9 @@ def mode_of(run: Run, campaign: Campaign) -> str:
 
 
 def params_for(mode: str, spec: PushSpec, batch_ids: Iterable[int]) -> dict[int, dict[str, str]]:
-    """The exact business parameters of each batch's call, from its deliveries."""
+    """The exact business parameters of each batch's call of a PushMultiple or recall
+    run, from its deliveries. (A PushTemplate claim reads its targets with the claim:
+    `statements.claim_with_targets`, then `template_params`.)"""
     ids = list(batch_ids)
     rows: dict[int, list[tuple]] = {batch_id: [] for batch_id in ids}
     if mode == RECALL:
@@ -52,14 +52,7 @@ def params_for(mode: str, spec: PushSpec, batch_ids: Iterable[int]) -> dict[int,
             batch_id: wire.multiple_params(spec, group, max_targets=size)
             for batch_id, group in rows.items()
         }
-    with statements.cursor() as cursor:
-        for batch_id, target_id, key in statements.delivery_rows(cursor, ids):
-            rows[batch_id].append((target_id, key))
-    limits = push_limits()
-    return {
-        batch_id: wire.template_params(spec, dict(group), limits=limits)
-        for batch_id, group in rows.items()
-    }
+    raise ValueError(f"no delivery-read parameters for mode {mode!r}")
 
 
 def template_params(

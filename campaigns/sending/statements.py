@@ -18,7 +18,7 @@ still match.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -63,27 +63,33 @@ def _stamp(moment: datetime):
     return moment if _postgres() else connection.ops.adapt_datetimefield_value(moment)
 
 
+def _claim_update() -> str:
+    """The claim: one UPDATE that picks up to LIMIT due batches of a run by seq, bumps
+    their fence token and attempt number, and returns them (parameters: lease end,
+    run, now, limit).
+
+    PostgreSQL: `= ANY(ARRAY(…))` runs the pick first, once, and updates by primary key
+    (as `IN (…)` the planner may walk every pending batch of every run and semi-join the
+    pick to it), skipping rows another job is claiming. The picked rows are locked
+    (PostgreSQL) or the write lock is held (SQLite), so they are still pending when
+    updated."""
+    pick = ("= ANY(ARRAY({} FOR UPDATE SKIP LOCKED))" if _postgres() else "IN ({})").format(
+        f"SELECT id FROM {BATCH} WHERE run_id = %s AND status = '{PENDING}' "
+        "AND (not_before IS NULL OR not_before <= %s) ORDER BY seq LIMIT %s"
+    )
+    return (
+        f"UPDATE {BATCH} SET status = '{CLAIMED}', lease_token = lease_token + 1, "
+        "lease_expires_at = %s, attempts = attempts + 1, not_before = NULL "
+        f"WHERE id {pick} RETURNING id, lease_token, attempts, target_count, seq"
+    )
+
+
 def claim(
     cur, run_id: int, now: datetime, lease_until: datetime, limit: int
 ) -> list[tuple[int, int, int, int]]:
-    """Claim up to `limit` due batches of the run in one UPDATE: (id, new token, attempt
-    number, target count) by seq. PostgreSQL skips rows another job is claiming."""
-    # PostgreSQL: `= ANY(ARRAY(…))` runs the pick first, once, and updates by primary
-    # key (as `IN (…)` the planner may walk every pending batch of every run and
-    # semi-join the pick to it). The picked rows are locked (PostgreSQL) or the write
-    # lock is held (SQLite), so they are still pending when updated.
-    pick, lock, close = (
-        ("ANY(ARRAY(", " FOR UPDATE SKIP LOCKED", "))") if _postgres() else ("IN (", "", ")")
-    )
-    cur.execute(
-        f"UPDATE {BATCH} SET status = %s, lease_token = lease_token + 1, "
-        "lease_expires_at = %s, attempts = attempts + 1, not_before = NULL "
-        f"WHERE id {'= ' if _postgres() else ''}{pick}SELECT id FROM {BATCH} "
-        "WHERE run_id = %s AND status = %s AND (not_before IS NULL OR not_before <= %s) "
-        f"ORDER BY seq LIMIT %s{lock}{close} "
-        "RETURNING id, lease_token, attempts, target_count, seq",
-        [CLAIMED, _stamp(lease_until), run_id, PENDING, _stamp(now), limit],
-    )
+    """Claim up to `limit` due batches of the run (`_claim_update`): (id, new token,
+    attempt number, target count) by seq."""
+    cur.execute(_claim_update(), [_stamp(lease_until), run_id, _stamp(now), limit])
     rows = sorted(cur.fetchall(), key=lambda row: row[4])
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
@@ -91,53 +97,37 @@ def claim(
 def claim_with_targets(
     cur, run_id: int, now: datetime, lease_until: datetime, limit: int
 ) -> tuple[list[tuple[int, int, int, int]], dict[int, list[tuple[str, str]]]]:
-    """`claim`, and the (target ID, msgKey) pairs of each batch claimed: on PostgreSQL in
-    the same statement (the claim as a data-modifying CTE joined to the deliveries), so
-    a round makes one trip to the server for both."""
+    """`claim`, and the (target ID, msgKey) pairs of each batch claimed, by delivery id:
+    on PostgreSQL in the same statement (the claim as a data-modifying CTE), so a round
+    makes one trip to the server for both."""
     if not _postgres():
         rows = claim(cur, run_id, now, lease_until, limit)
         targets: dict[int, list[tuple[str, str]]] = {row[0]: [] for row in rows}
         if rows:
-            for batch_id, target_id, key in delivery_rows(cur, list(targets)):
+            marks = ", ".join(["%s"] * len(rows))
+            cur.execute(
+                f"SELECT batch_id, target_id, msg_key FROM {DELIVERY} "
+                f"WHERE batch_id IN ({marks}) ORDER BY id",
+                list(targets),
+            )
+            for batch_id, target_id, key in cur.fetchall():
                 targets[batch_id].append((target_id, key))
         return rows, targets
     cur.execute(
-        f"WITH c AS (UPDATE {BATCH} SET status = %s, lease_token = lease_token + 1, "
-        "lease_expires_at = %s, attempts = attempts + 1, not_before = NULL "
-        f"WHERE id = ANY(ARRAY(SELECT id FROM {BATCH} WHERE run_id = %s AND status = %s "
-        "AND (not_before IS NULL OR not_before <= %s) ORDER BY seq LIMIT %s "
-        "FOR UPDATE SKIP LOCKED)) RETURNING id, lease_token, attempts, target_count, seq) "
+        f"WITH c AS ({_claim_update()}) "
         # each claimed batch's targets as an array subquery, read by the batch_id index
         # (as a join, a planner without fresh statistics, right after planning wrote
         # the rows, hash-joined the claim to a scan of every delivery)
         "SELECT c.id, c.lease_token, c.attempts, c.target_count, ARRAY(SELECT "
         f"ARRAY[d.target_id::text, d.msg_key::text] FROM {DELIVERY} d "
         "WHERE d.batch_id = c.id ORDER BY d.id) FROM c ORDER BY c.seq",
-        [CLAIMED, lease_until, run_id, PENDING, now, limit],
+        [lease_until, run_id, now, limit],
     )
     rows, targets = [], {}
     for batch_id, token, number, count, pairs in cur.fetchall():
         rows.append((batch_id, token, number, count))
         targets[batch_id] = [(target_id, key) for target_id, key in pairs]
     return rows, targets
-
-
-def delivery_rows(cur, batch_ids: Sequence[int]) -> list[tuple[int, str, str]]:
-    """(batch id, target ID, msgKey) of the batches' deliveries, by delivery id."""
-    if _postgres():
-        cur.execute(
-            f"SELECT batch_id, target_id, msg_key FROM {DELIVERY} "
-            "WHERE batch_id = ANY(%b) ORDER BY id",
-            [list(batch_ids)],
-        )
-    else:
-        marks = ", ".join(["%s"] * len(batch_ids))
-        cur.execute(
-            f"SELECT batch_id, target_id, msg_key FROM {DELIVERY} "
-            f"WHERE batch_id IN ({marks}) ORDER BY id",
-            list(batch_ids),
-        )
-    return cur.fetchall()
 
 
 def insert_attempts(cur, rows: list[tuple[int, int, int, str, datetime, dict]]) -> dict[int, int]:
@@ -208,17 +198,12 @@ def complete_attempts(cur, rows: list[tuple]) -> None:
     )
 
 
-def finish_sent(cur, rows: list[tuple], now: datetime) -> set[int]:
+def _finish_sent_sqlite(cur, rows: list[tuple], now: datetime) -> set[int]:
     """Batches whose call was accepted → sent, where still claimed under the call's
     token: (batch id, token, RequestId, ResultCode, ResultMessage, ResultMsg, Data,
     HTTP status, latency ms) each. Returns the ids written (a zombie's late answer
-    writes nothing)."""
-    if not rows:
-        return set()
-    if _postgres():
-        _finish_sent_postgres(cur, rows, now)
-        return {row[0] for row in cur.fetchall()}
-    # SQLite: one writer at a time, so the tokens read here hold until the commit
+    writes nothing). One writer at a time, so the tokens read here hold until the
+    commit."""
     marks = ", ".join(["%s"] * len(rows))
     cur.execute(
         f"SELECT id, lease_token FROM {BATCH} WHERE id IN ({marks}) AND status = %s",
@@ -249,23 +234,19 @@ def add_to_tally(cur, run_id: int, shard: int, column: str, count: int) -> None:
     )
 
 
-def _finish_sent_postgres(cur, rows: list[tuple], now: datetime, tally=None) -> None:
-    """finish_sent's UPDATE (RETURNING the ids written), not yet read. With `tally`
-    (run id, shard), the same statement adds the targets of the batches written to the
-    job's RunTally row."""
+def _finish_sent_postgres(cur, rows: list[tuple], now: datetime, run_id: int, shard: int) -> None:
+    """`_finish_sent_sqlite`'s UPDATE (RETURNING the ids written, not yet read), and in
+    the same statement the targets of the batches written added to the job's RunTally
+    row."""
     rows = sorted(rows)  # row locks in id order, as every other batch writer
     columns = list(zip(*rows, strict=True))
-    values = [SENT, now, *(list(column) for column in columns), CLAIMED]
-    if tally is None:
-        cur.execute(f"{_FINISH_SENT} RETURNING b.id", values)
-        return
     cur.execute(
         f"WITH f AS ({_FINISH_SENT} RETURNING b.id, b.target_count), t AS ("
         f"INSERT INTO {TALLY} AS t (run_id, shard, sent, failed, cancelled) "
         "SELECT %s, %s, sum(target_count), 0, 0 FROM f HAVING count(*) > 0 "
         "ON CONFLICT (run_id, shard) DO UPDATE SET sent = t.sent + excluded.sent) "
         "SELECT id FROM f",
-        [*values, *tally],
+        [SENT, now, *(list(column) for column in columns), CLAIMED, run_id, shard],
     )
 
 
@@ -290,20 +271,16 @@ def share_and_record(
 ) -> tuple[str, int, set[int]]:
     """The start of a round with answers to record: the run's status and failure streak
     under a shared lock on its row (see `RunQuerySet.share`), the accepted calls'
-    Attempt rows completed (`complete_attempts`), their batches finished (`finish_sent`)
+    Attempt rows completed (`complete_attempts`), their batches finished
     and their targets (`targets`: batch id → count) added to the job's tally row, for
     the batches written only. On PostgreSQL all of it goes in one pipeline: one trip
     to the server. Returns (status, streak, ids of the batches written)."""
-    run_table = connection.ops.quote_name(Run._meta.db_table)
     if not _postgres():
+        status, streak = Run.objects.share(run_id)
         with cursor() as cur:
-            cur.execute(
-                f"SELECT status, consecutive_failures FROM {run_table} WHERE id = %s", [run_id]
-            )
-            status, streak = cur.fetchone()
             if attempts:
                 complete_attempts(cur, attempts)
-            written = finish_sent(cur, sent, now) if sent else set()
+            written = _finish_sent_sqlite(cur, sent, now) if sent else set()
             if written:
                 add_to_tally(cur, run_id, shard, "sent", sum(targets[pk] for pk in written))
         return status, streak, written
@@ -318,14 +295,11 @@ def share_and_record(
         psycopg.Cursor(conn) as finish,
     ):
         with conn.pipeline():
-            share.execute(
-                f"SELECT status, consecutive_failures FROM {run_table} WHERE id = %s FOR SHARE",
-                [run_id],
-            )
+            share.execute(*Run.objects.share_sql(run_id))
             if attempts:
                 complete_attempts(record, attempts)
             if sent:
-                _finish_sent_postgres(finish, sent, now, tally=(run_id, shard))
+                _finish_sent_postgres(finish, sent, now, run_id, shard)
         status, streak = share.fetchone()
         written = {row[0] for row in finish.fetchall()} if sent else set()
     return status, streak, written
