@@ -193,6 +193,11 @@ def run_finished(run: Run) -> Callable[[], bool]:
     return lambda: Run.objects.filter(pk=run.pk, finished_at__isnull=False).exists()
 
 
+def run_settled(run: Run) -> Callable[[], bool]:
+    """Closed, and its deliveries settled by the job queued at the close."""
+    return lambda: Run.objects.filter(pk=run.pk, settled_at__isnull=False).exists()
+
+
 def sent_count(run: Run) -> int:
     return Delivery.objects.filter(run=run).in_state(Delivery.Status.SENT).count()
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from campaigns import lifecycle, sweeper
 from campaigns.models import Batch, Run
-from tests.fault_helpers import FAST_ENV, run_finished, wait_until
+from tests.fault_helpers import FAST_ENV, run_finished, run_settled, wait_until
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
 from tests.processes import ROOT, worker_env, workers
 
@@ -87,6 +87,8 @@ def test_a_scrape_after_a_campaign_adds_up_every_process(
     with workers(redis_url, 2, **env):
         run = lifecycle.launch(campaign, marketer)
         wait_until(run_finished(run), 90, "the campaign to finish")
+        # the settle job queued at the close is the last job: the queue is empty after it
+        wait_until(run_settled(run), 30, "the run's deliveries to be settled")
     sweep = subprocess.run(
         [sys.executable, "manage.py", "sweep"],
         cwd=ROOT,
