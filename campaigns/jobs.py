@@ -21,24 +21,34 @@ from campaigns.sending.sender import CONNECTION_ERRORS
 log = logging.getLogger(__name__)
 
 
-def periodic(job: Callable[[], str]) -> Callable[[], str]:
-    """A job rqcron queues again every interval: a database that is away ends it with a
-    result line, not a failed job (the next run tries again), so an outage does not pile
-    failed jobs up in the registry."""
+def outlives_outages(say: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """A job the sweeper or rqcron queues again while its work remains: a database that
+    is away ends it with the result line `say`, not a failed job, so an outage does not
+    pile failed jobs up in the registry (RQ keeps one a year by default)."""
 
-    @functools.wraps(job)
-    def run() -> str:
-        try:
-            return job()
-        except CONNECTION_ERRORS as exc:
-            close_old_connections()
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            log.warning("%s: database unavailable: %s", job.__name__, first)
-            return "database unavailable; the next run tries again"
+    def wrap(job: Callable[..., str]) -> Callable[..., str]:
+        @functools.wraps(job)
+        def run(*args: object) -> str:
+            try:
+                return job(*args)
+            except CONNECTION_ERRORS as exc:
+                close_old_connections()
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("%s%s: database unavailable: %s", job.__name__, args, first)
+                return say
 
-    return run
+        return run
+
+    return wrap
 
 
+# rqcron queues it again every interval
+periodic = outlives_outages("database unavailable; the next run tries again")
+# the sweeper re-queues the run's planning (or settles the closed run) once it is back
+requeued_by_sweeper = outlives_outages("database unavailable; the sweeper re-queues the run")
+
+
+@requeued_by_sweeper
 def plan_run(run_id: int) -> str:
     return planning.plan(run_id)
 
@@ -47,6 +57,7 @@ def send_batches(run_id: int, slot: str) -> str:
     return send_job.send(run_id, slot)
 
 
+@requeued_by_sweeper
 def settle_run(run_id: int) -> str:
     return f"settled {settling.settle_run(run_id)} deliveries"
 
