@@ -12,15 +12,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from campaigns import ceilings
 from campaigns.models import Attempt, Batch, Delivery, Run
-from campaigns.paging import day_q, day_window
+from campaigns.paging import day_q, day_window, local_day_start
 from campaigns.sending.settling import unsettled_runs
 
 # a delivery's time finished is its own; its time planned is its batch's
@@ -202,14 +203,27 @@ def _in_dates(
     """`rows` within the date window, and the run filter still to apply (None when the
     window took it over).
 
-    A planned-time window is a subquery of the batches planned then (`batch_created_idx`),
-    not a join: the deliveries are then read by batch, however old the window. With a run
-    filter too, the runs go into that batch subquery (a delivery's run is its batch's
-    run), so the deliveries are read by one index and SQLite, which plans without
-    statistics, cannot pick the run's index and read every delivery of the run instead.
+    An "until" window (no start) is also bounded by its id ceiling (`ceilings`): no
+    delivery dated before the day's end has a higher id, so walking newest first from
+    there reads about a page of rows, not every row after the window.
+
+    A planned-time window with both ends, or with a run filter, is a subquery of the
+    batches planned then (`batch_created_idx`), not a join: the deliveries are then read
+    by batch, however old the window. With a run filter too, the runs go into that batch
+    subquery (a delivery's run is its batch's run), so the deliveries are read by one
+    index and SQLite, which plans without statistics, cannot pick the run's index and
+    read every delivery of the run instead. An open one over every run ("since",
+    "until") is a join instead: the walk newest first looks each row's batch up by its
+    key (as a subquery, SQLite first built the set of every batch since the day).
     """
     start, end = data.get("date_from"), data.get("date_to")
-    if DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at":
+    finished = DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at"
+    if end and not start:
+        top = _ceiling(finished, end, unsettled)
+        if top is None:
+            return rows.none(), runs
+        rows = rows.filter(id__lte=top)
+    if finished:
         if not unsettled:
             return day_window(rows, "finished_at", start, end), runs
         # a delivery of an unsettled run finished when its batch did (if it has)
@@ -218,6 +232,8 @@ def _in_dates(
             (day_q("finished_at", start, end) & ~Q(run_id__in=unsettled))
             | (Q(run_id__in=unsettled) & live)
         ), runs
+    if runs is None and not (start and end):
+        return rows.filter(day_q("batch__created_at", start, end)), None
     planned = day_window(Batch.objects.all(), "created_at", start, end)
     if runs is not None:
         # `run_id + 0`: the window's index reads the batches, not the run's (SQLite took
@@ -226,23 +242,41 @@ def _in_dates(
     return rows.filter(batch__in=planned.values("pk")), None
 
 
+def _ceiling(finished: bool, end: date, unsettled: list[int] | QuerySet[Run]) -> int | None:
+    """No delivery dated (finished, or planned) on or before `end` has an id above this;
+    None when none is. An unsettled run's deliveries are dated by their batches, so
+    their newest id counts too."""
+    before = local_day_start(end + timedelta(days=1))
+    top = ceilings.ceiling(ceilings.FINISHED if finished else ceilings.PLANNED, before)
+    if finished and unsettled:
+        live = Delivery.objects.filter(run_id__in=unsettled).aggregate(m=Max("id"))["m"]
+        top = max((t for t in (top, live) if t is not None), default=None)
+    return top
+
+
 def _window_scan(data: dict[str, Any]) -> bool:
     """Whether a date-filtered page should read the date window through its index and
     sort the window's ids, rather than walk newest-first along the primary key.
 
-    Walking back from the newest delivery stops at the page's last match: quick when the
-    matches are recent, a walk through every newer delivery when they are not, and
-    PostgreSQL picks that walk anyway because it cannot know that ids and dates rise
-    together. A window with an end date, or one campaign's window, can lie far back, so
-    it is read through `delivery_run_finished_idx` / `delivery_finished_idx` (time
-    finished) or `batch_created_idx` (time planned) instead: the cost is then the rows
-    inside the window, however old. An open window ("since ...") over all campaigns
-    holds the newest rows, where the walk is best.
+    Walking back from the newest delivery (or, in an "until" window, from its id
+    ceiling) stops at the page's last match: quick when the matches are recent, a walk
+    through every newer delivery when they are not, and PostgreSQL picks that walk
+    anyway because it cannot know that ids and dates rise together. A window with both
+    ends, or one campaign's window, can lie far back, so it is read through
+    `delivery_run_finished_idx` / `delivery_finished_idx` (time finished) or
+    `batch_created_idx` (time planned) instead: the cost is then the rows inside the
+    window, however old. The same goes for a launcher's "until" window (their runs may
+    be a thin share of the walk). An open window over every campaign ("since", "until")
+    holds the newest rows (of its ceiling), where the walk is best.
     """
-    if not (data.get("date_from") or data.get("date_to")):
+    start, end = data.get("date_from"), data.get("date_to")
+    if not (start or end):
         return False
-    one_campaign = data.get("campaign") or data.get("task_name")
-    return bool(data.get("date_to") or one_campaign)
+    if data.get("campaign") or data.get("task_name"):
+        return True
+    if end and not start:
+        return bool(data.get("launched_by"))
+    return bool(end)
 
 
 def launched_by(delivery: Delivery) -> str:

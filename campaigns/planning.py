@@ -19,7 +19,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns import queueing, scheduling, sweeper
+from campaigns import ceilings, queueing, scheduling, sweeper
 from campaigns.bulkrows import insert_rows
 from campaigns.conf import multiple_batch_size, push_limits
 from campaigns.models import Batch, Campaign, Delivery, Run, Target
@@ -265,6 +265,11 @@ def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -
             for ref, target_id, values, recall_of in group
         ),
     )
+    # the history's "until" bound (`ceilings`): this chunk's ids are ≤ the newest now
+    newest = ceilings.newest_id()
+    ceilings.record(ceilings.PLANNED, now, newest)
+    if cancelled:
+        ceilings.record(ceilings.FINISHED, now, newest)
     count = len(refs)
     Run.objects.filter(pk=run.pk).update(
         planned_through=refs[-1][0],

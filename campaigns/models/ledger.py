@@ -194,3 +194,32 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch} attempt {self.number}"
+
+
+class IdCeiling(models.Model):
+    """An upper bound on the ids of the deliveries dated before a moment, so the history
+    can read "until <day>" newest first from the primary key without reading half the
+    table (`campaigns.ceilings`).
+
+    A row (kind, hour, max_id) says: deliveries written together, whose <kind> time
+    (finished, or planned: their batch's) is at or after `hour`, have ids ≤ `max_id`.
+    So every delivery dated before E has an id ≤ the largest max_id of the rows with
+    hour < E. Every writer of those times records a row (planning, settling, cancelling)."""
+
+    class Kind(models.TextChoices):
+        FINISHED = "finished", _("time finished")
+        PLANNED = "planned", _("time planned")
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    hour = models.DateTimeField()
+    max_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "hour"], name="id_ceiling_unique_hour")
+        ]
+        verbose_name = _("history id ceiling")
+        verbose_name_plural = _("history id ceilings")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.hour:%Y-%m-%d %H:00} ≤ {self.max_id}"

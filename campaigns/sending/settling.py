@@ -19,8 +19,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
+from campaigns import ceilings
 from campaigns.models import Batch, Delivery, Run
 
 # batches settled per statement: ≤ 10 deliveries each
@@ -67,17 +69,31 @@ def settle_closed(limit: int = 20, grace: float = GRACE_SECONDS) -> int:
 
 
 def _settle_range(run_id: int, lo: int, hi: int) -> int:
-    """Settle the deliveries of the run's final batches with lo < seq ≤ hi."""
+    """Settle the deliveries of the run's final batches with lo < seq ≤ hi, and record
+    their id ceiling (`campaigns.ceilings`: the history's "until" bound)."""
     quote = connection.ops.quote_name
     delivery = quote(Delivery._meta.db_table)
     batch = quote(Batch._meta.db_table)
     marks = ", ".join(["%s"] * len(FINAL))
+    update = (
+        f"UPDATE {delivery} SET status = b.status, result_code = b.result_code, "
+        f"finished_at = b.finished_at FROM {batch} b "
+        f"WHERE {delivery}.batch_id = b.id AND b.run_id = %s AND b.seq > %s "
+        f"AND b.seq <= %s AND b.status IN ({marks}) AND {delivery}.status = %s "
+        f"RETURNING {delivery}.id"
+    )
+    params = [run_id, lo, hi, *FINAL, Delivery.Status.PENDING.value]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {delivery} SET status = b.status, result_code = b.result_code, "
-            f"finished_at = b.finished_at FROM {batch} b "
-            f"WHERE {delivery}.batch_id = b.id AND b.run_id = %s AND b.seq > %s "
-            f"AND b.seq <= %s AND b.status IN ({marks}) AND {delivery}.status = %s",
-            [run_id, lo, hi, *FINAL, Delivery.Status.PENDING.value],
-        )
-        return cursor.rowcount
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH u AS ({update}) SELECT count(*), max(id) FROM u", params)
+            settled, top = cursor.fetchone()
+        else:
+            cursor.execute(update, params)
+            ids = [row[0] for row in cursor.fetchall()]
+            settled, top = len(ids), max(ids, default=None)
+        if settled:
+            earliest = Batch.objects.filter(
+                run_id=run_id, seq__gt=lo, seq__lte=hi, status__in=FINAL
+            ).aggregate(m=Min("finished_at"))["m"]
+            ceilings.record(ceilings.FINISHED, earliest, top)
+        return settled
