@@ -253,11 +253,11 @@ def main(argv=None) -> int:
             runs.append((run.pk, campaign.pk))
         with c.timed() as gen:
             generate(args.rows, runs, args.sqlite_analyze)
-        from campaigns import ceilings
+        from campaigns import idbounds
 
         with c.timed() as bound:  # what planning and settling record as they write
-            written = ceilings.rebuild()
-        print(f"id ceilings: {written} rows in {bound['s']:.1f} s (campaigns/ceilings.py)")
+            written = idbounds.rebuild()
+        print(f"id bounds: {written} rows in {bound['s']:.1f} s (campaigns/idbounds.py)")
         if args.try_index:
             print("--try-index is a no-op: migration 0008 creates delivery_run_finished_idx")
         rows = Delivery.objects.order_by("-id").values_list("id", flat=True).first()

@@ -15,13 +15,24 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import F, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import (
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import ceilings
+from campaigns import idbounds
 from campaigns.models import Attempt, Batch, Delivery, Run
-from campaigns.paging import day_q, day_window, local_day_start
+from campaigns.paging import day_q, local_day_start
 from campaigns.sending.settling import unsettled_runs
 
 # a delivery's time finished is its own; its time planned is its batch's
@@ -66,26 +77,33 @@ class HistoryQuery:
         if data["request_id"]:
             rows = rows.filter(batch__in=batches_with_request_id(data["request_id"]))
         runs = _runs(data)
-        by_outcome = _outcome_filter(data)
-        by_finished = bool(data.get("date_from") or data.get("date_to")) and (
+        dated = bool(data.get("date_from") or data.get("date_to"))
+        by_finished = dated and (
             DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at"
         )
-        unsettled = _unsettled_runs(runs) if by_outcome or by_finished else []
-        if by_outcome is not None:
-            settled = by_outcome[0]
+        outcome_used = bool(data["status"] or data["result_code"])
+        unsettled = _unsettled_runs(runs) if outcome_used or by_finished else []
+        bounded = False
+        if dated:
+            rows, runs, bounded = _in_dates(rows, runs, data, unsettled)
+        if outcome_used:
+            own = ("status", "result_code")
+            if bounded and connection.vendor == "postgresql":
+                # within id bounds the walk is the cheapest read: keep PostgreSQL off the
+                # status index (every failed delivery of every run, then sorted)
+                rows = rows.alias(
+                    status_v=Concat("status", Value("")), code_v=Concat("result_code", Value(""))
+                )
+                own = ("status_v", "code_v")
+            settled, by_batch = _outcome_filter(data, *own)
             if unsettled:  # their deliveries may not show their outcome yet: ask the batch
                 settled = (settled & ~Q(run_id__in=unsettled)) | (
-                    Q(run_id__in=unsettled) & by_outcome[1]
+                    Q(run_id__in=unsettled) & by_batch
                 )
             rows = rows.filter(settled)
-        if data.get("date_from") or data.get("date_to"):
-            rows, runs = _in_dates(rows, runs, data, unsettled)
         if runs is not None:
             rows = rows.filter(run__in=runs)
-        # `id + 0`: the same order, but one the primary key index cannot produce (see
-        # _window_scan), so the planner reads the date window through its index
-        newest_first = (F("id") + 0).desc() if _window_scan(data) else "-id"
-        return rows.order_by(newest_first).values_list("pk", flat=True)
+        return rows.order_by("-id").values_list("pk", flat=True)
 
     def page(self, before: int | None = None, size: int = 50) -> list[Delivery]:
         """Up to `size` matching deliveries with an id below `before` (from the newest
@@ -163,21 +181,21 @@ def _runs(data: dict[str, Any]) -> list[int] | QuerySet[Run] | None:
     return ids if len(ids) <= RUN_LIST_MAX else runs.values("pk")
 
 
-def _outcome_filter(data: dict[str, Any]) -> tuple[Q, Q] | None:
-    """The status and ResultCode filters (None when neither is used), as read from a
-    settled delivery's own columns, and as read from its batch (a run not settled yet:
-    `sending.settling`). An open batch's deliveries are pending with no ResultCode."""
+def _outcome_filter(
+    data: dict[str, Any], status: str = "status", result_code: str = "result_code"
+) -> tuple[Q, Q]:
+    """The status and ResultCode filters, as read from a settled delivery's own columns
+    (named `status` and `result_code`), and as read from its batch (a run not settled
+    yet: `sending.settling`). An open batch's deliveries are pending with no ResultCode."""
     own, batch = Q(), Q()
-    if not (data["status"] or data["result_code"]):
-        return None
     if data["status"] == Delivery.Status.PENDING:
-        own &= Q(status=Delivery.Status.PENDING)
+        own &= Q(**{status: Delivery.Status.PENDING})
         batch &= Q(batch__status__in=Batch.OPEN_STATUSES)
     elif data["status"]:
-        own &= Q(status=data["status"])
+        own &= Q(**{status: data["status"]})
         batch &= Q(batch__status=data["status"])
     if data["result_code"]:
-        own &= Q(result_code=data["result_code"])
+        own &= Q(**{result_code: data["result_code"]})
         batch &= Q(batch__result_code=data["result_code"]) & ~Q(
             batch__status__in=Batch.OPEN_STATUSES
         )
@@ -199,84 +217,96 @@ def _in_dates(
     runs: list[int] | QuerySet[Run] | None,
     data: dict[str, Any],
     unsettled: list[int] | QuerySet[Run],
-) -> tuple[QuerySet[Delivery], list[int] | QuerySet[Run] | None]:
-    """`rows` within the date window, and the run filter still to apply (None when the
-    window took it over).
+) -> tuple[QuerySet[Delivery], list[int] | QuerySet[Run] | None, bool]:
+    """`rows` within the date window, the run filter still to apply, and whether id
+    bounds hold the window.
 
-    An "until" window (no start) is also bounded by its id ceiling (`ceilings`): no
-    delivery dated before the day's end has a higher id, so walking newest first from
-    there reads about a page of rows, not every row after the window.
+    The window is read newest first along the primary key between its id bounds
+    (`idbounds`): no delivery dated in it has an id outside them, so the walk reads
+    about a page of rows when the window holds a page, and at most the rows between
+    the bounds when it holds fewer, however old the window. Read through a date index
+    instead, a window costs every row in it (a day: ~80,000 rows at 5 M; "until": half
+    the table) before the newest 50 can be picked.
 
-    A planned-time window with both ends, or with a run filter, is a subquery of the
-    batches planned then (`batch_created_idx`), not a join: the deliveries are then read
-    by batch, however old the window. With a run filter too, the runs go into that batch
-    subquery (a delivery's run is its batch's run), so the deliveries are read by one
-    index and SQLite, which plans without statistics, cannot pick the run's index and
-    read every delivery of the run instead. An open one over every run ("since",
-    "until") is a join instead: the walk newest first looks each row's batch up by its
-    key (as a subquery, SQLite first built the set of every batch since the day).
+    Time finished: a delivery of an unsettled run finished when its batch did (if it
+    has), and has no date of its own yet: the bounds widen to its run's ids. Time
+    planned is the batch's: a join, each walked row's batch looked up by its key (as a
+    subquery, SQLite first built the set of every batch in the window).
     """
     start, end = data.get("date_from"), data.get("date_to")
     finished = DATE_FIELDS.get(data.get("date_field") or "finished") == "finished_at"
-    if end and not start:
-        top = _ceiling(finished, end, unsettled)
-        if top is None:
-            return rows.none(), runs
-        rows = rows.filter(id__lte=top)
-    if finished:
-        if not unsettled:
-            return day_window(rows, "finished_at", start, end), runs
-        # a delivery of an unsettled run finished when its batch did (if it has)
-        live = day_q("batch__finished_at", start, end) & ~Q(batch__status__in=Batch.OPEN_STATUSES)
-        return rows.filter(
-            (day_q("finished_at", start, end) & ~Q(run_id__in=unsettled))
+    bounds = _bounds(finished, start, end, unsettled)
+    if bounds is None:
+        return rows.none(), runs, False
+    low, high = bounds
+    if low is not None:
+        rows = rows.filter(id__gte=low)
+    if high is not None:
+        rows = rows.filter(id__lte=high)
+    bounded = low is not None or high is not None
+    if not finished:
+        rows = rows.alias(planned_at=_opaque("batch__created_at", bounded))
+        return rows.filter(day_q("planned_at", start, end)), runs, bounded
+    rows = rows.alias(finished=_opaque("finished_at", bounded))
+    if not unsettled:
+        return rows.filter(day_q("finished", start, end)), runs, bounded
+    live = day_q("batch__finished_at", start, end) & ~Q(batch__status__in=Batch.OPEN_STATUSES)
+    return (
+        rows.filter(
+            (day_q("finished", start, end) & ~Q(run_id__in=unsettled))
             | (Q(run_id__in=unsettled) & live)
-        ), runs
-    if runs is None and not (start and end):
-        return rows.filter(day_q("batch__created_at", start, end)), None
-    planned = day_window(Batch.objects.all(), "created_at", start, end)
-    if runs is not None:
-        # `run_id + 0`: the window's index reads the batches, not the run's (SQLite took
-        # the run's, every batch of the runs), so the cost stays the window's rows
-        planned = planned.alias(run_of=F("run_id") + 0).filter(run_of__in=runs)
-    return rows.filter(batch__in=planned.values("pk")), None
+        ),
+        runs,
+        bounded,
+    )
 
 
-def _ceiling(finished: bool, end: date, unsettled: list[int] | QuerySet[Run]) -> int | None:
-    """No delivery dated (finished, or planned) on or before `end` has an id above this;
-    None when none is. An unsettled run's deliveries are dated by their batches, so
-    their newest id counts too."""
-    before = local_day_start(end + timedelta(days=1))
-    top = ceilings.ceiling(ceilings.FINISHED if finished else ceilings.PLANNED, before)
+def _opaque(column: str, bounded: bool) -> F | ExpressionWrapper | Subquery:
+    """`column` (a delivery's time finished, or its batch's time planned), hidden from
+    PostgreSQL's date indexes and joins when the id bounds hold the window.
+
+    PostgreSQL estimates the rows of a window between its id bounds as if ids and dates
+    were independent (70 of a day's 83,000), so it reads the whole window through
+    `delivery_run_finished_idx` or hash-joins every batch planned in it, and sorts the
+    lot (50 ms at 5 M), instead of walking the ids, which stops at a page. `+ interval
+    '0'` keeps the value and takes the index away; the time planned is read per walked
+    row by the batch's key (a scalar subquery, which PostgreSQL cannot turn into a
+    join). SQLite already walks, and keeps the plain column."""
+    if not (bounded and connection.vendor == "postgresql"):
+        return F(column)
+    if column == "batch__created_at":
+        return Subquery(Batch.objects.filter(pk=OuterRef("batch_id")).values("created_at")[:1])
+    return ExpressionWrapper(F(column) + timedelta(0), output_field=DateTimeField())
+
+
+# unsettled runs whose ids widen a finished-time window's bounds (one by one, by index);
+# with more, the window is walked without bounds
+LIVE_RUNS_MAX = 5
+
+
+def _bounds(
+    finished: bool, start: date | None, end: date | None, unsettled: list[int] | QuerySet[Run]
+) -> tuple[int | None, int | None] | None:
+    """The ids (lowest, highest) between which every delivery dated (finished, or
+    planned) in the window lies, either None for no bound; None when none is dated in
+    it."""
+    kind = idbounds.FINISHED if finished else idbounds.PLANNED
+    low = idbounds.floor(kind, local_day_start(start)) if start else None
+    high = idbounds.ceiling(kind, local_day_start(end + timedelta(days=1))) if end else None
     if finished and unsettled:
-        live = Delivery.objects.filter(run_id__in=unsettled).aggregate(m=Max("id"))["m"]
-        top = max((t for t in (top, live) if t is not None), default=None)
-    return top
-
-
-def _window_scan(data: dict[str, Any]) -> bool:
-    """Whether a date-filtered page should read the date window through its index and
-    sort the window's ids, rather than walk newest-first along the primary key.
-
-    Walking back from the newest delivery (or, in an "until" window, from its id
-    ceiling) stops at the page's last match: quick when the matches are recent, a walk
-    through every newer delivery when they are not, and PostgreSQL picks that walk
-    anyway because it cannot know that ids and dates rise together. A window with both
-    ends, or one campaign's window, can lie far back, so it is read through
-    `delivery_run_finished_idx` / `delivery_finished_idx` (time finished) or
-    `batch_created_idx` (time planned) instead: the cost is then the rows inside the
-    window, however old. The same goes for a launcher's "until" window (their runs may
-    be a thin share of the walk). An open window over every campaign ("since", "until")
-    holds the newest rows (of its ceiling), where the walk is best.
-    """
-    start, end = data.get("date_from"), data.get("date_to")
-    if not (start or end):
-        return False
-    if data.get("campaign") or data.get("task_name"):
-        return True
-    if end and not start:
-        return bool(data.get("launched_by"))
-    return bool(end)
+        if not isinstance(unsettled, list) or len(unsettled) > LIVE_RUNS_MAX:
+            return None, None
+        live = []
+        for run_id in unsettled:
+            ids = Delivery.objects.filter(run_id=run_id).values_list("id", flat=True)
+            live += [i for i in (ids.order_by("id").first(), ids.order_by("-id").first()) if i]
+        if live and start:
+            low = min(live) if low is None else min(low, *live)
+        if live and end:
+            high = max(live) if high is None else max(high, *live)
+    if (start and low is None) or (end and high is None):
+        return None  # nothing is dated in the window
+    return low, high
 
 
 def launched_by(delivery: Delivery) -> str:

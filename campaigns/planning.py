@@ -19,7 +19,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from campaigns import ceilings, queueing, scheduling, sweeper
+from campaigns import idbounds, queueing, scheduling, sweeper
 from campaigns.bulkrows import insert_rows
 from campaigns.conf import multiple_batch_size, push_limits
 from campaigns.models import Batch, Campaign, Delivery, Run, Target
@@ -265,11 +265,14 @@ def _create_chunk(run: Run, refs: list[tuple[int, str]], batch_size: int, now) -
             for ref, target_id, values, recall_of in group
         ),
     )
-    # the history's "until" bound (`ceilings`): this chunk's ids are ≤ the newest now
-    newest = ceilings.newest_id()
-    ceilings.record(ceilings.PLANNED, now, newest)
+    # the history's date bounds (`idbounds`): one INSERT numbers the chunk's deliveries
+    # in order, so its first batch holds the lowest id and its last the highest
+    ids = Delivery.objects.values_list("id", flat=True)
+    low = ids.filter(batch_id=batches[0]).order_by("id").first()
+    high = ids.filter(batch_id=batches[-1]).order_by("-id").first()
+    idbounds.record(idbounds.PLANNED, now, now, low, high)
     if cancelled:
-        ceilings.record(ceilings.FINISHED, now, newest)
+        idbounds.record(idbounds.FINISHED, now, now, low, high)
     count = len(refs)
     Run.objects.filter(pk=run.pk).update(
         planned_through=refs[-1][0],

@@ -9,7 +9,7 @@ import django_rq
 from django.db.models import F
 from rq import SimpleWorker
 
-from campaigns import ceilings
+from campaigns import idbounds
 from campaigns.models import Batch, Campaign, Delivery, Run, Target, TargetList
 
 
@@ -121,9 +121,9 @@ def check_invariants(campaign: Campaign, ledger: list[dict], *, rate_limit: floa
             assert len({k for k in keys if k.startswith(prefix)}) <= 1, (
                 f"{target} sent under two msgKeys in one run: {keys}"
             )
-    # the history's "until" pages find every dated delivery below its id ceiling
-    assert ceilings.uncovered(ceilings.FINISHED) == [], "finished deliveries above the ceiling"
-    assert ceilings.uncovered(ceilings.PLANNED) == [], "planned deliveries above the ceiling"
+    # the history's date windows find every dated delivery between its id bounds
+    assert idbounds.uncovered(idbounds.FINISHED) == [], "finished deliveries out of bounds"
+    assert idbounds.uncovered(idbounds.PLANNED) == [], "planned deliveries out of bounds"
     if rate_limit:
         sending = ("PushTemplate", "PushMultiple", "RevokePushMessage")
         times = sorted(r["ts"] for r in ledger if r["action"] in sending)

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns import ceilings, history, lifecycle
+from campaigns import history, idbounds, lifecycle
 from campaigns.csvio import csv_lines, neutralise
 from campaigns.forms.history import HistoryFilterForm
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
@@ -65,7 +65,7 @@ def make_ledger(campaign: Campaign, count: int, *, launched_by=None, run_number=
                 )
             )
     Delivery.objects.bulk_create(deliveries)
-    ceilings.rebuild()  # rows written directly: their "until" bound, as a writer records it
+    idbounds.rebuild()  # rows written directly: their date bounds, as a writer records them
     return run
 
 
@@ -249,6 +249,7 @@ def test_dates_are_local_days_compared_in_utc(
     first, second, _third = Delivery.objects.order_by("id")
     Delivery.objects.filter(pk=first.pk).update(finished_at=late)
     Delivery.objects.filter(pk=second.pk).update(finished_at=after_midnight)
+    idbounds.rebuild()
     client.force_login(auditor)
 
     def found(**dates):
@@ -375,7 +376,7 @@ def dated_ledger(credential, template, target_list, marketer):
     for n, pk in enumerate(Delivery.objects.order_by("id").values_list("pk", flat=True)):
         finished = None if n % 17 == 0 else days[n % 3]
         Delivery.objects.filter(pk=pk).update(finished_at=finished)
-    ceilings.rebuild()
+    idbounds.rebuild()
     return spring, autumn
 
 
@@ -448,7 +449,7 @@ def test_a_planned_time_window_pages_the_deliveries_of_the_batches_planned_then(
     days = [datetime(2024, 3, d, 9, tzinfo=timezone.get_default_timezone()) for d in (1, 2, 3)]
     for n, pk in enumerate(Batch.objects.order_by("id").values_list("pk", flat=True)):
         Batch.objects.filter(pk=pk).update(created_at=days[n % 3])
-    ceilings.rebuild()
+    idbounds.rebuild()
     query = {k: (str(spring.pk) if v == "spring" else v) for k, v in query.items()}
     start, end = query.get("date_from"), query.get("date_to")
     expected = Delivery.objects.all()

@@ -4,7 +4,7 @@ from .approval import CampaignApproval
 from .audit import AuditEvent
 from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
 from .credential import Credential
-from .ledger import Attempt, Batch, Delivery, IdCeiling
+from .ledger import Attempt, Batch, Delivery, IdBounds
 from .schedule import Occurrence, ScheduledTask
 from .statistics import DailyStatistic, StatisticsFetch, TaskStatistic
 from .target import Target, TargetList
@@ -19,7 +19,7 @@ __all__ = [
     "Credential",
     "DailyStatistic",
     "Delivery",
-    "IdCeiling",
+    "IdBounds",
     "MessageTemplate",
     "Occurrence",
     "Run",

@@ -196,15 +196,17 @@ class Attempt(models.Model):
         return f"{self.batch} attempt {self.number}"
 
 
-class IdCeiling(models.Model):
-    """An upper bound on the ids of the deliveries dated before a moment, so the history
-    can read "until <day>" newest first from the primary key without reading half the
-    table (`campaigns.ceilings`).
+class IdBounds(models.Model):
+    """Bounds on the ids of the deliveries dated in an hour, so the history reads a date
+    window newest first from the primary key, between two ids, instead of reading every
+    row of the window (`campaigns.idbounds`).
 
-    A row (kind, hour, max_id) says: deliveries written together, whose <kind> time
-    (finished, or planned: their batch's) is at or after `hour`, have ids ≤ `max_id`.
-    So every delivery dated before E has an id ≤ the largest max_id of the rows with
-    hour < E. Every writer of those times records a row (planning, settling, cancelling)."""
+    Of the deliveries written together (a plan chunk, a settle chunk, a cancel), those
+    whose earliest date (finished, or planned: their batch's) falls in `hour` have ids
+    ≤ `max_id`, and those whose latest date falls in it have ids ≥ `min_id`. So every
+    delivery dated before E has an id ≤ the largest max_id of the hours before E, and
+    every one dated from S on an id ≥ the smallest min_id of the hours from S's on.
+    Every writer of those dates records its bounds (planning, settling, cancelling)."""
 
     class Kind(models.TextChoices):
         FINISHED = "finished", _("time finished")
@@ -212,14 +214,13 @@ class IdCeiling(models.Model):
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
     hour = models.DateTimeField()
-    max_id = models.BigIntegerField()
+    min_id = models.BigIntegerField(null=True)
+    max_id = models.BigIntegerField(null=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["kind", "hour"], name="id_ceiling_unique_hour")
-        ]
-        verbose_name = _("history id ceiling")
-        verbose_name_plural = _("history id ceilings")
+        constraints = [models.UniqueConstraint(fields=["kind", "hour"], name="id_bounds_hour")]
+        verbose_name = _("history id bounds")
+        verbose_name_plural = _("history id bounds")
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.hour:%Y-%m-%d %H:00} ≤ {self.max_id}"
+        return f"{self.kind} {self.hour:%Y-%m-%d %H:00} [{self.min_id}, {self.max_id}]"

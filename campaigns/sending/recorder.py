@@ -25,7 +25,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, ceilings, ratelimit
+from campaigns import audit, idbounds, ratelimit
 from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, RunTally, ScheduledTask
 from campaigns.mpaas.client import (
     AMBIGUOUS,
@@ -182,9 +182,10 @@ def cancel_pending(run_id: int) -> int:
         count += Delivery.objects.filter(batch_id__in=chunk, status=Delivery.Status.PENDING).update(
             status=Delivery.Status.CANCELLED, finished_at=now
         )
-    if count:  # the history's "until" bound (`ceilings`): the run's ids are ≤ its newest
-        newest = Delivery.objects.filter(run_id=run_id).order_by("-id").values_list("id").first()
-        ceilings.record(ceilings.FINISHED, now, newest[0] if newest else None)
+    if count:  # the history's date bounds (`idbounds`): within the run's ids
+        ids = Delivery.objects.filter(run_id=run_id).values_list("id", flat=True)
+        low, high = ids.order_by("id").first(), ids.order_by("-id").first()
+        idbounds.record(idbounds.FINISHED, now, now, low, high)
     if count:
         Run.objects.filter(pk=run_id).update(cancelled=F("cancelled") + count)
     return count

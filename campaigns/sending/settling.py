@@ -19,10 +19,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Max, Min
 from django.utils import timezone
 
-from campaigns import ceilings
+from campaigns import idbounds
 from campaigns.models import Batch, Delivery, Run
 
 # batches settled per statement: ≤ 10 deliveries each
@@ -70,7 +70,7 @@ def settle_closed(limit: int = 20, grace: float = GRACE_SECONDS) -> int:
 
 def _settle_range(run_id: int, lo: int, hi: int) -> int:
     """Settle the deliveries of the run's final batches with lo < seq ≤ hi, and record
-    their id ceiling (`campaigns.ceilings`: the history's "until" bound)."""
+    their id bounds (`campaigns.idbounds`: how the history reads a date window)."""
     quote = connection.ops.quote_name
     delivery = quote(Delivery._meta.db_table)
     batch = quote(Batch._meta.db_table)
@@ -85,15 +85,15 @@ def _settle_range(run_id: int, lo: int, hi: int) -> int:
     params = [run_id, lo, hi, *FINAL, Delivery.Status.PENDING.value]
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"WITH u AS ({update}) SELECT count(*), max(id) FROM u", params)
-            settled, top = cursor.fetchone()
+            cursor.execute(f"WITH u AS ({update}) SELECT count(*), min(id), max(id) FROM u", params)
+            settled, low, high = cursor.fetchone()
         else:
             cursor.execute(update, params)
             ids = [row[0] for row in cursor.fetchall()]
-            settled, top = len(ids), max(ids, default=None)
+            settled, low, high = len(ids), min(ids, default=None), max(ids, default=None)
         if settled:
-            earliest = Batch.objects.filter(
+            dates = Batch.objects.filter(
                 run_id=run_id, seq__gt=lo, seq__lte=hi, status__in=FINAL
-            ).aggregate(m=Min("finished_at"))["m"]
-            ceilings.record(ceilings.FINISHED, earliest, top)
+            ).aggregate(first=Min("finished_at"), last=Max("finished_at"))
+            idbounds.record(idbounds.FINISHED, dates["first"], dates["last"], low, high)
         return settled

@@ -1,7 +1,7 @@
-"""Id ceilings (campaigns/ceilings.py): every writer of a delivery's dates records one, so
-the history's "until <day>" pages walk back from a bound and still list every row dated
-before the day's end. The pages are checked against a plain date filter, rows written by
-the real pipeline (planning, sending, settling, cancelling) and by migration 0021."""
+"""Id bounds (campaigns/idbounds.py): every writer of a delivery's dates records them, so
+the history's date windows walk the primary key between two ids and still list every row
+dated inside. The pages are checked against a plain date filter, on rows written by the
+real pipeline (planning, sending, settling, cancelling) and by migration 0021."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from campaigns import ceilings, lifecycle, planning, queueing
-from campaigns.models import Delivery, IdCeiling, Run
+from campaigns import idbounds, lifecycle, planning, queueing
+from campaigns.models import Delivery, IdBounds, Run
 from campaigns.sending import settling
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
 from tests.test_migrations import latest, migrate
@@ -25,7 +25,7 @@ def fast_pipeline(settings, redis_conn):
     settings.PUSH_BACKOFF_BASE = 0.01
     settings.PUSH_BACKOFF_MAX = 0.05
     settings.PUSH_CONCURRENCY = 4
-    settings.PUSH_PLAN_CHUNK = 20  # several plan chunks, so several ceilings a run
+    settings.PUSH_PLAN_CHUNK = 20  # several plan chunks, so several bounds a run
 
 
 def page_ids(client, query: dict) -> list[int]:
@@ -41,40 +41,53 @@ def page_ids(client, query: dict) -> list[int]:
         before = rows[-1]
 
 
-def test_a_ceiling_is_the_highest_id_recorded_for_an_earlier_hour():
+def test_bounds_are_the_widest_ids_recorded_on_either_side_of_an_hour():
     t = datetime(2026, 3, 1, 10, 20, tzinfo=UTC)
-    ceilings.record(ceilings.FINISHED, t, 10)
-    ceilings.record(ceilings.FINISHED, t + timedelta(minutes=5), 7)  # same hour, lower
-    ceilings.record(ceilings.FINISHED, t + timedelta(hours=2), 5)  # later, lower ids
-    ceilings.record(ceilings.PLANNED, t, 99)  # another kind
-    ceilings.record(ceilings.FINISHED, None, 1000)  # nothing was written
-    assert IdCeiling.objects.filter(kind="finished").count() == 2
-    assert ceilings.ceiling(ceilings.FINISHED, t.replace(minute=0)) is None
-    assert ceilings.ceiling(ceilings.FINISHED, t) == 10  # the hour 10:00 is before 10:20
-    assert ceilings.ceiling(ceilings.FINISHED, t + timedelta(days=1)) == 10
-    assert ceilings.ceiling(ceilings.PLANNED, t + timedelta(days=1)) == 99
+    finished = idbounds.FINISHED
+    idbounds.record(finished, t, t, 8, 10)
+    idbounds.record(finished, t + timedelta(minutes=5), t + timedelta(minutes=6), 9, 9)
+    # a write dated 10:50 to 12:10: its ceiling is keyed at 10:00, its floor at 12:00
+    idbounds.record(finished, t + timedelta(minutes=30), t + timedelta(hours=1, minutes=50), 3, 12)
+    idbounds.record(idbounds.PLANNED, t, t, 1, 99)  # another kind
+    idbounds.record(finished, None, t, 1, 1000)  # nothing was written
+    rows = {r.hour.hour: (r.min_id, r.max_id) for r in IdBounds.objects.filter(kind=finished)}
+    assert rows == {10: (8, 12), 12: (3, None)}
+    assert idbounds.ceiling(finished, t.replace(minute=0)) is None  # nothing before 10:00
+    assert idbounds.ceiling(finished, t) == 12  # the hour 10:00 is before 10:20
+    assert idbounds.floor(finished, t) == 3  # from 10:00 on: both rows
+    assert idbounds.floor(finished, t + timedelta(hours=1)) == 3  # from 11:00: the 12:00 row
+    assert idbounds.floor(finished, t + timedelta(hours=3)) is None  # nothing from 13:00
+    assert idbounds.ceiling(idbounds.PLANNED, t + timedelta(days=1)) == 99
 
 
-def assert_until_pages_are_exact(client, count: int) -> None:
-    """On either date field, "until today" lists every delivery newest first, as a plain
-    query does, and "until yesterday" none; no delivery lies above its ceiling."""
-    assert ceilings.uncovered(ceilings.FINISHED) == []
-    assert ceilings.uncovered(ceilings.PLANNED) == []
+def assert_windows_are_exact(client, count: int) -> None:
+    """On either date field, every window around today ("until", "since", the day, and
+    the days before and after) lists exactly the deliveries a plain date filter finds,
+    newest first; no delivery lies outside its bounds."""
+    assert idbounds.uncovered(idbounds.FINISHED) == []
+    assert idbounds.uncovered(idbounds.PLANNED) == []
     today = timezone.localdate()
+    yesterday, tomorrow = str(today - timedelta(days=1)), str(today + timedelta(days=1))
     everything = list(Delivery.objects.order_by("-id").values_list("pk", flat=True))
     assert len(everything) == count
     for field in ("finished", "created"):
-        assert page_ids(client, {"date_field": field, "date_to": str(today)}) == everything
-        yesterday = str(today - timedelta(days=1))
-        assert page_ids(client, {"date_field": field, "date_to": yesterday}) == []
+        for window, expected in (
+            ({"date_to": str(today)}, everything),
+            ({"date_from": str(today)}, everything),
+            ({"date_from": str(today), "date_to": str(today)}, everything),
+            ({"date_to": yesterday}, []),
+            ({"date_from": tomorrow}, []),
+            ({"date_from": yesterday, "date_to": yesterday}, []),
+        ):
+            assert page_ids(client, {"date_field": field, **window}) == expected, window
 
 
-def test_until_pages_list_every_row_the_pipeline_wrote_before_the_day(
+def test_date_windows_list_every_row_the_pipeline_wrote(
     client, auditor, credential, template, sandbox, marketer, monkeypatch
 ):
-    """Two campaigns sent and settled through the pipeline, the older settled last; one
-    cancelled before it sent. "Until today" on either date field lists exactly what a
-    plain date filter finds; "until yesterday" lists nothing."""
+    """Two campaigns sent and settled through the pipeline, the older settled last; then
+    one planned and cancelled before it sent. Every window lists exactly what a plain
+    date filter finds."""
     first = make_campaign(credential, template, make_list(70, "a"), task_name="First")
     second = make_campaign(credential, template, make_list(45, "b"), task_name="Second")
     third = make_campaign(credential, template, make_list(30, "c"), task_name="Third")
@@ -86,7 +99,7 @@ def test_until_pages_list_every_row_the_pipeline_wrote_before_the_day(
     for run_id in sorted(held, reverse=True):
         settling.settle_run(run_id)
     client.force_login(auditor)
-    assert_until_pages_are_exact(client, 115)  # settled rows: their ceilings from settling
+    assert_windows_are_exact(client, 115)  # settled rows: their bounds from settling
 
     run = lifecycle.launch(third, marketer)
     planning.plan(run.pk)  # planned, not sent: the cancel ends its deliveries
@@ -95,7 +108,7 @@ def test_until_pages_list_every_row_the_pipeline_wrote_before_the_day(
     settling.settle_run(held[-1])  # nothing left to copy: the cancel wrote its rows
     assert Run.objects.filter(settled_at__isnull=True).count() == 0
     assert Delivery.objects.filter(status="cancelled").count() == 30
-    assert_until_pages_are_exact(client, 145)
+    assert_windows_are_exact(client, 145)
     today = str(timezone.localdate())
     cancelled = page_ids(client, {"date_to": today, "status": "cancelled"})
     assert cancelled == list(
@@ -105,28 +118,35 @@ def test_until_pages_list_every_row_the_pipeline_wrote_before_the_day(
         check_invariants(campaign, sandbox.records())
 
 
-def test_an_unsettled_run_is_in_its_until_page(
+def test_an_unsettled_run_is_in_its_date_windows(
     client, auditor, credential, template, sandbox, marketer, monkeypatch
 ):
     """Deliveries not settled yet have no time of their own: the page reads their batch's
-    and bounds the walk by the run's newest id."""
+    and widens the walk's bounds to the run's ids."""
     campaign = make_campaign(credential, template, make_list(60), task_name="Open")
     monkeypatch.setattr(queueing, "settle_later", lambda run_id: None)
     lifecycle.launch(campaign, marketer)
     drain()
     assert Run.objects.get(campaign=campaign).settled_at is None
-    assert not IdCeiling.objects.filter(kind="finished").exists()  # nothing settled
+    assert not IdBounds.objects.filter(kind="finished").exists()  # nothing settled
     client.force_login(auditor)
-    ids = page_ids(client, {"date_to": str(timezone.localdate())})
-    assert ids == list(Delivery.objects.order_by("-id").values_list("pk", flat=True))
-    assert len(ids) == 60
+    today = str(timezone.localdate())
+    everything = list(Delivery.objects.order_by("-id").values_list("pk", flat=True))
+    assert len(everything) == 60
+    for window in (
+        {"date_to": today},
+        {"date_from": today},
+        {"date_from": today, "date_to": today},
+    ):
+        assert page_ids(client, window) == everything, window
+        assert page_ids(client, {**window, "status": "sent"}) == everything, window
 
 
-def test_migration_0021_records_the_ceilings_of_rows_written_before_it():
-    """Rows written at 0020 (no ceilings yet) are covered once 0021 has run."""
+def test_migration_0021_records_the_bounds_of_rows_written_before_it():
+    """Rows written at 0020 (no bounds yet) are covered once 0021 has run."""
     try:
         apps = migrate([("campaigns", "0020_unused_indexes")])
-        assert "campaigns_idceiling" not in connection.introspection.table_names()
+        assert "campaigns_idbounds" not in connection.introspection.table_names()
         user = apps.get_model("auth", "User").objects.create(username="old")
         credential = apps.get_model("campaigns", "Credential").objects.create(
             name="Old",
@@ -168,9 +188,14 @@ def test_migration_0021_records_the_ceilings_of_rows_written_before_it():
                 )
     finally:
         migrate(latest())
-    assert ceilings.uncovered(ceilings.FINISHED) == []
-    assert ceilings.uncovered(ceilings.PLANNED) == []
-    newest = Delivery.objects.order_by("-id").values_list("pk", flat=True).first()
-    assert ceilings.ceiling(ceilings.FINISHED, planned + timedelta(hours=3)) == newest
-    assert ceilings.ceiling(ceilings.PLANNED, planned + timedelta(minutes=31)) == newest
-    assert ceilings.ceiling(ceilings.FINISHED, planned.replace(minute=0)) is None
+    assert idbounds.uncovered(idbounds.FINISHED) == []
+    assert idbounds.uncovered(idbounds.PLANNED) == []
+    ids = list(Delivery.objects.order_by("id").values_list("pk", flat=True))
+    assert idbounds.ceiling(idbounds.FINISHED, planned + timedelta(hours=3)) == ids[-1]
+    # before 09:30: the hours 08:00 and 09:00, whose rows finished at 08:30 and 09:30
+    assert idbounds.ceiling(idbounds.FINISHED, planned + timedelta(hours=1)) == ids[3]
+    assert idbounds.ceiling(idbounds.FINISHED, planned + timedelta(minutes=30)) == ids[1]
+    assert idbounds.floor(idbounds.FINISHED, planned + timedelta(hours=2)) == ids[4]
+    assert idbounds.ceiling(idbounds.PLANNED, planned + timedelta(minutes=31)) == ids[-1]
+    assert idbounds.floor(idbounds.PLANNED, planned) == ids[0]
+    assert idbounds.ceiling(idbounds.FINISHED, planned.replace(minute=0)) is None
