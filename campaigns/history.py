@@ -275,7 +275,8 @@ def _opaque(column: str, bounded: bool) -> F | ExpressionWrapper | Subquery:
     if not (bounded and connection.vendor == "postgresql"):
         return F(column)
     if column == "batch__created_at":
-        return Subquery(Batch.objects.filter(pk=OuterRef("batch_id")).values("created_at")[:1])
+        planned = Batch.objects.filter(pk=OuterRef("batch_id")).order_by()  # no Meta ordering
+        return Subquery(planned.values("created_at")[:1])
     return ExpressionWrapper(F(column) + timedelta(0), output_field=DateTimeField())
 
 

@@ -149,6 +149,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that worker processes started by tests share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # Every query here is a short OLTP one; PostgreSQL's JIT compiles a plan whose cost
+    # estimate is high even when it stops after a page (a history date window: ~30 ms of
+    # compiling for a 2 ms walk at 1 M rows, ~600 ms at 5 M), so it is off for this
+    # console's sessions (`options` is a libpq startup parameter: see docs/DEPLOY.md).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and jobs -------------------------------------------------------------------
