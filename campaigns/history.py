@@ -297,14 +297,11 @@ def _bounds(
     if finished and unsettled:
         if not isinstance(unsettled, list) or len(unsettled) > LIVE_RUNS_MAX:
             return None, None
-        live = []
-        for run_id in unsettled:
-            ids = Delivery.objects.filter(run_id=run_id).values_list("id", flat=True)
-            live += [i for i in (ids.order_by("id").first(), ids.order_by("-id").first()) if i]
-        if live and start:
-            low = min(live) if low is None else min(low, *live)
-        if live and end:
-            high = max(live) if high is None else max(high, *live)
+        live = [i for run_id in unsettled for i in idbounds.run_ids(run_id) if i is not None]
+        if start:
+            low = min((i for i in (low, *live) if i is not None), default=None)
+        if end:
+            high = max((i for i in (high, *live) if i is not None), default=None)
     if (start and low is None) or (end and high is None):
         return None  # nothing is dated in the window
     return low, high

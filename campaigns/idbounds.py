@@ -73,6 +73,14 @@ def _upsert(kind: str, moment: datetime, low: int | None, high: int | None) -> N
         )
 
 
+def run_ids(run_id: int) -> tuple[int | None, int | None]:
+    """The lowest and highest delivery id of a run (two reads of `delivery_run_id_idx`):
+    bounds for its deliveries when their dates are not recorded per hour (a cancel, or
+    a run not settled yet)."""
+    ids = Delivery.objects.filter(run_id=run_id).values_list("id", flat=True)
+    return ids.order_by("id").first(), ids.order_by("-id").first()
+
+
 def ceiling(kind: str, before: datetime) -> int | None:
     """An id no delivery dated (as `kind`) before `before` exceeds; None when none is
     dated before it."""

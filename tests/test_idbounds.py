@@ -15,6 +15,7 @@ from campaigns import idbounds, lifecycle, planning, queueing
 from campaigns.models import Delivery, IdBounds, Run
 from campaigns.sending import settling
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
+from tests.test_history import all_pages
 from tests.test_migrations import latest, migrate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,16 +30,9 @@ def fast_pipeline(settings, redis_conn):
 
 
 def page_ids(client, query: dict) -> list[int]:
-    """Every page of the history for `query`, by following the "before" cursor."""
-    ids, before = [], None
-    while True:
-        response = client.get("/history/", {**query, **({"before": before} if before else {})})
-        assert response.status_code == 200
-        rows = [row.pk for row, *_rest in response.context["rows"]]
-        ids += rows
-        if len(rows) < 50:
-            return ids
-        before = rows[-1]
+    """The ids of every page of the history for `query`, following its next links."""
+    pages, _sql = all_pages(client, query)
+    return [pk for page in pages for pk in page]
 
 
 def test_bounds_are_the_widest_ids_recorded_on_either_side_of_an_hour():

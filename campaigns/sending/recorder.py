@@ -182,12 +182,10 @@ def cancel_pending(run_id: int) -> int:
         count += Delivery.objects.filter(batch_id__in=chunk, status=Delivery.Status.PENDING).update(
             status=Delivery.Status.CANCELLED, finished_at=now
         )
-    if count:  # the history's date bounds (`idbounds`): within the run's ids
-        ids = Delivery.objects.filter(run_id=run_id).values_list("id", flat=True)
-        low, high = ids.order_by("id").first(), ids.order_by("-id").first()
-        idbounds.record(idbounds.FINISHED, now, now, low, high)
     if count:
         Run.objects.filter(pk=run_id).update(cancelled=F("cancelled") + count)
+        # the history's date bounds (`idbounds`): within the run's ids
+        idbounds.record(idbounds.FINISHED, now, now, *idbounds.run_ids(run_id))
     return count
 
 
