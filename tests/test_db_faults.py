@@ -55,13 +55,19 @@ def fleet(transactional_db, redis_conn, redis_url, tmp_path):
 
 
 def terminate_other_backends() -> int:
-    """Terminate every connection to the test database but this process's own."""
+    """Terminate every connection to the test database but this process's own, and wait
+    until they are gone: pg_terminate_backend only signals, and a backend in the middle
+    of a COMMIT still commits (a claim committed after the drill read "in flight")."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(pg_terminate_backend(pid)) {others}")
+        terminated = cursor.fetchone()[0]
+        for _ in range(100):
+            cursor.execute(f"SELECT count(*) {others} AND backend_type = 'client backend'")
+            if not cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+    return terminated
 
 
 def allow_connections(allow: bool) -> None:
