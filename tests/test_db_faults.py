@@ -56,18 +56,25 @@ def fleet(transactional_db, redis_conn, redis_url, tmp_path):
 
 def terminate_other_backends() -> int:
     """Terminate every connection to the test database but this process's own, and wait
-    until they are gone: pg_terminate_backend only signals, and a backend in the middle
-    of a COMMIT still commits (a claim committed after the drill read "in flight")."""
-    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    until those backends are gone: pg_terminate_backend only signals, and a backend in
+    the middle of a COMMIT still commits (a claim committed after the drill read "in
+    flight"). New connections, when allowed, are not waited for."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(pg_terminate_backend(pid)) {others}")
-        terminated = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        others = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT pid FROM unnest(%s::int[]) AS pid WHERE pg_terminate_backend(pid)", [others]
+        )
+        pids = [row[0] for row in cursor.fetchall()]
         for _ in range(100):
-            cursor.execute(f"SELECT count(*) {others} AND backend_type = 'client backend'")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
             if not cursor.fetchone()[0]:
                 break
             time.sleep(0.05)
-    return terminated
+    return len(pids)
 
 
 def allow_connections(allow: bool) -> None:
