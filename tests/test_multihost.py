@@ -83,6 +83,23 @@ class Prober(threading.Thread):
         return {status for status, _body in self.answers[path]}
 
 
+def wait_answering(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    """Until `url` answers 200 three times running. gunicorn's master listens before its
+    workers have imported the app (0.7 s each on an idle host, seconds on a loaded one),
+    and a request in that time waits for them: the drills start from a web that answers,
+    as a load balancer's readiness check would."""
+    deadline, running = time.monotonic() + timeout, 0
+    while running < 3:
+        assert proc.poll() is None, f"the web exited ({proc.returncode})"
+        assert time.monotonic() < deadline, f"{url} did not answer within {timeout:.0f} s"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                running = running + 1 if response.status == 200 else 0
+        except OSError:
+            running = 0
+            time.sleep(0.2)
+
+
 class Cluster:
     def __init__(self, hosts: Hosts, pg: Postgres, redis: Redis, workdir: Path) -> None:
         self.hosts, self.pg, self.redis, self.workdir = hosts, pg, redis, workdir
@@ -258,6 +275,7 @@ def cluster():
         world.service("worker-w2", "w2", ["rqworker", "push"])
         world.service("sweeper", "w2", ["sweep", "--loop", "--interval", "0.5"])
         wait_listening(hosts.addr("web"), WEB_PORT, 60, web)
+        wait_answering(world.web_url + "/healthz", 60, web)
         yield world
     finally:
         pg.stop()
