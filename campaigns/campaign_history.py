@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 
 from campaigns import scheduling
 from campaigns.models import AuditEvent, Campaign, Occurrence, Run
-from campaigns.models.campaign import RunCounts
+from campaigns.models.run import RunCounts
 
 EVENT_LABELS = {
     "campaign.create": gettext_lazy("Draft created"),

@@ -2,9 +2,10 @@
 
 from .approval import CampaignApproval
 from .audit import AuditEvent
-from .campaign import Campaign, Run, RunCounts, RunTally, ScheduleMode
+from .campaign import Campaign, ScheduleMode
 from .credential import Credential
 from .ledger import Attempt, Batch, Delivery, IdBounds
+from .run import Run, RunCounts, RunTally
 from .schedule import Occurrence, ScheduledTask
 from .statistics import DailyStatistic, StatisticsFetch, TaskStatistic
 from .target import Target, TargetList

@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .campaign import Campaign, Run
+from .campaign import Campaign
+from .run import Run
 
 
 class Batch(models.Model):

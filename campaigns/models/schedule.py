@@ -6,9 +6,10 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .campaign import Campaign, Run
+from .campaign import Campaign
 from .credential import Credential
 from .ledger import Batch
+from .run import Run
 
 
 class ScheduledTask(models.Model):
