@@ -149,3 +149,22 @@ def test_a_fresh_production_start_following_deploy_md_serves_pages(tmp_path, red
         if not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077
     ]
     assert loose == []
+
+
+def test_a_web_worker_starts_with_its_views_loaded_and_its_objects_frozen(tmp_path, redis_url):
+    """What gunicorn imports readies the worker: every view module loaded and the app's
+    objects moved out of the collector's sight (pushconsole/wsgi.py), so no request
+    pays the imports or a full collection's walk over them."""
+    env = production_env(tmp_path / "var", redis_url)
+    env.pop("PUSHCONSOLE_PROFILE")
+    probe = (
+        "import gc, sys; before = gc.get_freeze_count(); import pushconsole.wsgi; "
+        "print(before, gc.get_freeze_count(), 'campaigns.views.history' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, frozen, views_loaded = done.stdout.split()
+    assert (int(before), views_loaded) == (0, "True")
+    assert int(frozen) > 50_000, frozen
