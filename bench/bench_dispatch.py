@@ -377,6 +377,9 @@ def main(argv=None) -> int:
             world_sandbox_url = url
             user, credential, template = c.make_campaign_world(endpoint=url)
             auditor = c.make_user("bench-auditor", "Auditor")
+            # The poller stands for the web: ready this process as gunicorn readies a web
+            # worker (views loaded, the app's objects frozen out of the collector's walks).
+            import pushconsole.wsgi  # noqa: F401
             sizes = {args.targets}
             if args.memory_small:
                 sizes.add(args.targets // 5)
