@@ -380,6 +380,7 @@ def main(argv=None) -> int:
             # The poller stands for the web: ready this process as gunicorn readies a web
             # worker (views loaded, the app's objects frozen out of the collector's walks).
             import pushconsole.wsgi  # noqa: F401
+
             sizes = {args.targets}
             if args.memory_small:
                 sizes.add(args.targets // 5)
