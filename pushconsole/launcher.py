@@ -7,12 +7,14 @@ first with the RQ scheduler), the rqcron schedule (sweeper, due-check, reconcile
 web server on WEB_HOST:WEB_PORT (gunicorn). A child that exits is restarted (with
 supervisord's growing backoff while it keeps failing to start), so a Redis blink or a
 killed worker never takes the web server down. "Running at …" is printed only once the
-web port answers; a port already in use is named with the WEB_PORT setting. Ctrl-C (or
-SIGTERM) stops every child, the web server first and Redis last.
+web server answers HTTP, not merely once its port is open; a port already in use is
+named with the WEB_PORT setting. Ctrl-C (or SIGTERM) stops every child, the web server
+first and Redis last.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -126,12 +128,20 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def port_answers(host: str, port: int) -> bool:
+def web_answers(host: str, port: int) -> bool:
+    """Whether the web server answers HTTP on host:port (any status: a refused Host header
+    is an answer too). An open port is not enough: gunicorn's master listens before its
+    workers have loaded the app, and a request in that time waits for them. (http.client,
+    not urllib: no proxy from the environment is asked.)"""
+    connection = http.client.HTTPConnection(host, port, timeout=2)
     try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        return True
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()
 
 
 def fresh_metrics_dir(var: Path) -> Path:
@@ -184,7 +194,7 @@ def main() -> int:
 
     exit_code = 0
     deadline = time.monotonic() + START_TIMEOUT
-    while not stopping and supervisor.poll() is None and not port_answers(host, int(port)):
+    while not stopping and supervisor.poll() is None and not web_answers(host, int(port)):
         if time.monotonic() > deadline:
             print(
                 f"The web server did not answer on {host}:{port} within "

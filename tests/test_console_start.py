@@ -66,6 +66,48 @@ def test_pages_require_login(client, db):
     assert response["Location"].startswith("/login/")
 
 
+def test_the_launcher_counts_the_web_as_running_when_it_answers_http(tmp_path):
+    """ "Running at …" waits for an HTTP answer (any status), not an open port: gunicorn's
+    master listens before its workers have loaded the app."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self):  # a Host header Django refuses still answers
+            self.send_error(400)
+
+        def log_message(self, *args):
+            pass
+
+    answering = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    Thread(target=answering.serve_forever, daemon=True).start()
+    with socket.socket() as silent:  # listens, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        probe = (
+            "import sys; from pushconsole.launcher import web_answers; "
+            "print(*(web_answers('127.0.0.1', int(port)) for port in sys.argv[1:]))"
+        )
+        ports = [str(silent.getsockname()[1]), str(answering.server_address[1]), str(free_port())]
+        env = {
+            **os.environ,
+            "VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "pushconsole.settings",
+        }
+        env.pop("DATABASE_URL", None)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *ports],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    answering.shutdown()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "False"]  # silent, answering, closed
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
