@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -146,17 +147,18 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True)
+    reader.start()
     try:
+        # what the user is told: once "running at" is printed, the pages answer
         deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{env['WEB_PORT']}/login/") as r:
-                    status = r.status
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert status == 200
+        while not any("Push Console is running at" in line for line in lines):
+            assert launcher.poll() is None, "".join(lines)[-3000:]
+            assert time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['WEB_PORT']}/login/") as r:
+            assert r.status == 200
         stats = urllib.request.Request(
             f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/stats",
             headers={"X-Sandbox-Token": env["MPAAS_SANDBOX_TOKEN"]},
@@ -169,7 +171,9 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path):
         assert (tmp_path / "redis.sock").exists()
     finally:
         launcher.send_signal(signal.SIGINT)
-        output, _ = launcher.communicate(timeout=60)
+        launcher.wait(timeout=60)
+        reader.join(10)
+    output = "".join(lines)
     assert launcher.returncode == 0, output
     assert "Push Console is running at http://127.0.0.1:" in output
     assert "Stopped." in output
