@@ -13,6 +13,16 @@ from campaigns import idbounds
 from campaigns.models import Batch, Campaign, Delivery, Run, Target, TargetList
 
 
+def quick_pipeline(settings, **overrides) -> None:
+    """The pipeline tests' settings: short backoffs and 4 callers, then `overrides`
+    (setting name -> value) for what a file needs besides."""
+    settings.PUSH_BACKOFF_BASE = 0.01
+    settings.PUSH_BACKOFF_MAX = 0.05
+    settings.PUSH_CONCURRENCY = 4
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+
+
 def make_campaign(credential, template, target_list, **changes) -> Campaign:
     fields = {
         "task_name": "Spring sale",

@@ -18,18 +18,14 @@ from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Credential, D
 from campaigns.mpaas.client import AMBIGUOUS, UNREADABLE_ANSWER, PushClient, PushError
 from campaigns.sending import job
 from campaigns.sending.recorder import RunLedger
-from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
+from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list, quick_pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_pipeline(settings, redis_conn):
-    settings.PUSH_BACKOFF_BASE = 0.01
-    settings.PUSH_BACKOFF_MAX = 0.05
-    settings.PUSH_CONCURRENCY = 2
-    settings.PUSH_JOB_SECONDS = 5
-    settings.PUSH_PLAN_CHUNK = 50
+    quick_pipeline(settings, PUSH_CONCURRENCY=2, PUSH_JOB_SECONDS=5, PUSH_PLAN_CHUNK=50)
 
 
 class _Stub(BaseHTTPRequestHandler):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from campaigns import idbounds, lifecycle, planning, queueing
 from campaigns.models import Delivery, IdBounds, Run
 from campaigns.sending import settling
-from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
+from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list, quick_pipeline
 from tests.test_history import all_pages
 from tests.test_migrations import latest, migrate
 
@@ -23,10 +23,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def fast_pipeline(settings, redis_conn):
-    settings.PUSH_BACKOFF_BASE = 0.01
-    settings.PUSH_BACKOFF_MAX = 0.05
-    settings.PUSH_CONCURRENCY = 4
-    settings.PUSH_PLAN_CHUNK = 20  # several plan chunks, so several bounds a run
+    # several plan chunks, so several bounds a run
+    quick_pipeline(settings, PUSH_PLAN_CHUNK=20)
 
 
 def page_ids(client, query: dict) -> list[int]:

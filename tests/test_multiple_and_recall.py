@@ -14,17 +14,14 @@ from campaigns import importing, lifecycle, perperson, planning, recall
 from campaigns.models import AuditEvent, Batch, Campaign, Delivery, Run, Target, TargetList
 from campaigns.mpaas import wire
 from campaigns.mpaas.strategy import StrategyError
-from tests.pipeline_helpers import check_invariants, drain, make_campaign
+from tests.pipeline_helpers import check_invariants, drain, make_campaign, quick_pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_pipeline(settings, redis_conn):
-    settings.PUSH_BACKOFF_BASE = 0.01
-    settings.PUSH_BACKOFF_MAX = 0.05
-    settings.PUSH_CONCURRENCY = 4
-    settings.PUSH_JOB_SECONDS = 20
+    quick_pipeline(settings, PUSH_JOB_SECONDS=20)
 
 
 def csv_list(rows: int, name: str = "people", *, blank_every: int = 0) -> TargetList:

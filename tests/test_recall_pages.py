@@ -9,16 +9,14 @@ import pytest
 
 from campaigns import importing, lifecycle, perperson
 from campaigns.models import AuditEvent, Campaign, Delivery, Run, TargetList
-from tests.pipeline_helpers import drain, make_campaign
+from tests.pipeline_helpers import drain, make_campaign, quick_pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_pipeline(settings, redis_conn):
-    settings.PUSH_BACKOFF_BASE = 0.01
-    settings.PUSH_BACKOFF_MAX = 0.05
-    settings.PUSH_CONCURRENCY = 4
+    quick_pipeline(settings)
 
 
 def people(rows: int = 5) -> TargetList:

@@ -14,17 +14,14 @@ from campaigns import lifecycle, queueing
 from campaigns.models import Batch, Campaign, Delivery, Run
 from campaigns.sending import settling
 from campaigns.sweeper import sweep
-from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list
+from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list, quick_pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def fast_pipeline(settings, redis_conn):
-    settings.PUSH_BACKOFF_BASE = 0.01
-    settings.PUSH_BACKOFF_MAX = 0.05
-    settings.PUSH_CONCURRENCY = 4
-    settings.PUSH_JOB_SECONDS = 5
+    quick_pipeline(settings, PUSH_JOB_SECONDS=5)
 
 
 @pytest.fixture
