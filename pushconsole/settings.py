@@ -310,6 +310,9 @@ PUSH_MULTIPLE_BATCH_SIZE = env_int("PUSH_MULTIPLE_BATCH_SIZE", 100)
 # Only messages sent in the last RECALL_DAYS days can be recalled (mPaaS: 7).
 RECALL_DAYS = env_int("RECALL_DAYS", 7)
 PUSH_CONCURRENCY = env_int("PUSH_CONCURRENCY", 8)
+# Claims a send job keeps ready per caller thread, beyond the calls in flight (fewer under
+# a low rate limit: `sending.job.ready_claims`).
+PUSH_READY_PER_CALLER = env_int("PUSH_READY_PER_CALLER", 3)
 PUSH_MAX_ATTEMPTS = env_int("PUSH_MAX_ATTEMPTS", 6)
 PUSH_BACKOFF_BASE = env_float("PUSH_BACKOFF_BASE", 0.5)
 PUSH_BACKOFF_MAX = env_float("PUSH_BACKOFF_MAX", 30.0)

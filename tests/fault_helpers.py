@@ -22,12 +22,17 @@ from tests.processes import ROOT, worker_env
 LEASE_SECONDS = 3
 SWEEP_INTERVAL = 0.5
 CONCURRENCY = 4
+READY_PER_CALLER = 3  # PUSH_READY_PER_CALLER's default, set here so the bounds below hold
+# Batches one send job holds at most: a call under way and READY_PER_CALLER claims kept
+# ready per caller (a claim is called, or released, or its lease expires).
+HELD_PER_JOB = CONCURRENCY * (1 + READY_PER_CALLER)
 FAST_ENV = {
     "PUSH_LEASE_SECONDS": str(LEASE_SECONDS),
     "PUSH_JOB_SECONDS": "4",
     "PUSH_BACKOFF_BASE": "0.05",
     "PUSH_BACKOFF_MAX": "0.5",
     "PUSH_CONCURRENCY": str(CONCURRENCY),
+    "PUSH_READY_PER_CALLER": str(READY_PER_CALLER),
     "PUSH_MAX_ATTEMPTS": "30",
     "PUSH_PLAN_CHUNK": "500",
 }

@@ -20,8 +20,8 @@ from psycopg import sql
 from campaigns import lifecycle
 from campaigns.models import Batch, Delivery, Run
 from tests.fault_helpers import (
-    CONCURRENCY,
     FAST_ENV,
+    HELD_PER_JOB,
     LEASE_SECONDS,
     Fleet,
     batch_of_call,
@@ -228,7 +228,7 @@ def test_database_outage_longer_than_a_lease_resends_at_most_the_calls_in_flight
         f"ambiguous {Batch.objects.filter(run=run, ambiguous=True).count()}"
     )
     assert terminated >= 1
-    assert 1 <= len(in_flight) <= 2 * 2 * CONCURRENCY  # 2 workers x (callers + claims ready)
+    assert 1 <= len(in_flight) <= 2 * HELD_PER_JOB  # 2 workers x (callers + claims ready)
     assert page.status_code == 503
     assert "The database is unavailable; try again in a moment." in page.content.decode()
     # no call left for a batch that was not claimed when the outage began

@@ -128,3 +128,41 @@ def test_a_failing_ledger_calls_nothing_more_and_gives_back_what_is_ready():
         raise AssertionError("the ledger's failure must surface")
     assert calls == [1]  # nothing was called after the round failed
     assert [c.batch_id for c in ledger.released] == [2]  # the ready claim came back
+
+
+def test_the_first_round_claims_the_callers_and_the_ready_claims():
+    class Asked(FakeLedger):
+        def __init__(self, batches):
+            super().__init__(batches)
+            self.limits = []
+
+        def round(self, outcomes, limit):
+            self.limits.append(limit)
+            return super().round(outcomes, limit)
+
+    for ready, first in ((None, 4), (0, 2), (6, 8)):
+        ledger = Asked(30)
+        Sender(
+            ledger,
+            lambda claim: Outcome(claim, reply=reply()),
+            threads=2,
+            deadline=time.monotonic() + 10,
+            grace=5,
+            ready=ready,
+        ).run()
+        assert ledger.limits[0] == first, ready
+        assert max(ledger.limits) == first  # never more than callers + ready in hand
+        assert sorted(o.claim.batch_id for o in ledger.recorded) == list(range(1, 31))
+
+
+def test_ready_claims_per_caller_and_under_a_low_rate_limit(settings):
+    from campaigns.sending.job import ready_claims
+
+    settings.PUSH_READY_PER_CALLER = 3
+    settings.PUSH_LEASE_SECONDS = 40
+    assert ready_claims(8, None) == 24
+    assert ready_claims(32, 200.0) == 96  # 200/s sends 2,000 in a quarter lease
+    assert ready_claims(32, 2.0) == 20  # 2/s sends 20 in 10 s: no more wait for a slot
+    assert ready_claims(8, 0.1) == 1  # at least one, so a caller is never left idle
+    settings.PUSH_READY_PER_CALLER = 0
+    assert ready_claims(8, None) == 0

@@ -57,6 +57,7 @@ def _send(run_id: int, slot_name: str) -> str:
             RunLedger(ctx),
             lambda claim: call(ctx, claim),
             threads=max(1, settings.PUSH_CONCURRENCY),
+            ready=ready_claims(max(1, settings.PUSH_CONCURRENCY), ctx.rate_limit),
             deadline=time.monotonic() + settings.PUSH_JOB_SECONDS,
             grace=settings.PUSH_LEASE_SECONDS,
             refresh=refresh,
@@ -80,6 +81,18 @@ def _send(run_id: int, slot_name: str) -> str:
     return result
 
 
+def ready_claims(threads: int, rate_limit: float | None) -> int:
+    """How many claims a send job keeps ready beyond its calls in flight:
+    PUSH_READY_PER_CALLER per caller, so each round claims and records many calls at
+    once (the database thread is the job's one serial part). Under a rate limit, no more
+    than the limit sends in a quarter of a lease: a ready claim that waits for a send
+    slot until its lease runs short is given back uncalled (`Console.LeaseShort`)."""
+    ready = max(0, settings.PUSH_READY_PER_CALLER) * threads
+    if rate_limit:
+        ready = min(ready, max(1, int(rate_limit * settings.PUSH_LEASE_SECONDS / 4)))
+    return ready
+
+
 def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
     """What a send job of `slot` needs to know of its run; None unless it is sending."""
     run = Run.objects.select_related(
@@ -96,6 +109,7 @@ def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
         credential_id=credential.pk,
         app_id=credential.app_id,
         client=PushClient(credential),
+        rate_limit=credential.rate_limit,
         limiter=ratelimit.for_credential(
             queueing.connection(),
             credential.pk,

@@ -59,6 +59,7 @@ class RunContext:
     worker: str
     shard: int = 0  # the send slot's index, which is also the job's RunTally shard
     mode: str = calls.TEMPLATE  # which action the run's calls make (calls.mode_of)
+    rate_limit: float | None = None  # the credential's calls/s (None: no limit)
     stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0})
 
     def count(self, key: str, n: int = 1) -> None:
@@ -88,21 +89,24 @@ class RunLedger:
         streak = 0
         if replies or limit:
             with transaction.atomic():
+                ask = claim_ask(ctx, timezone.now(), limit)
+                claimed = None
                 if replies:
-                    status, streak, written = statements.share_and_record(
+                    status, streak, written, claimed = statements.share_and_record(
                         ctx.run_id,
                         ctx.shard,
                         *success_rows(replies),
                         {claim.batch_id: claim.target_count for claim, _reply in replies},
-                        timezone.now(),
+                        ask.now,
+                        ask if limit else None,
                     )
                     record_successes(ctx, replies, written)
                 else:
                     status, streak = Run.objects.share(ctx.run_id)
                 if status != Run.Status.SENDING:
-                    claims = None
+                    claims = None  # (a claim made with the answers was guarded: none)
                 elif limit:
-                    claims = claim_due(ctx, limit)
+                    claims = claim_due(ctx, ask, claimed)
         if replies and streak:
             # A success ends a streak of permanent failures (not under the shared lock:
             # two holders upgrading it would deadlock).
@@ -189,20 +193,37 @@ def cancel_pending(run_id: int) -> int:
     return count
 
 
-def claim_due(ctx: RunContext, limit: int) -> list[Claim]:
-    """Inside a round's transaction: claim up to `limit` due batches. One conditional
+def claim_ask(ctx: RunContext, now, limit: int) -> statements.ClaimAsk:
+    """A claim of up to `limit` due batches, with leases from `now`."""
+    return statements.ClaimAsk(
+        now,
+        now + timedelta(seconds=settings.PUSH_LEASE_SECONDS),
+        limit,
+        with_targets=ctx.mode == calls.TEMPLATE,
+    )
+
+
+def claim_due(
+    ctx: RunContext, ask: statements.ClaimAsk, claimed: statements.Claimed | None = None
+) -> list[Claim]:
+    """Inside a round's transaction: claim up to `ask.limit` due batches (unless the
+    round already did, `claimed`: PostgreSQL makes it with the answers). One conditional
     UPDATE bumps each batch's fence token, and every Attempt row is written before any
     call is made."""
-    now = timezone.now()
-    lease_until = now + timedelta(seconds=settings.PUSH_LEASE_SECONDS)
+    now = ask.now
     with statements.cursor() as cursor:
-        if ctx.mode == calls.TEMPLATE:
+        if claimed is not None:
+            rows, targets = claimed
+        elif ask.with_targets:
             rows, targets = statements.claim_with_targets(
-                cursor, ctx.run_id, now, lease_until, limit
+                cursor, ctx.run_id, now, ask.lease_until, ask.limit
             )
+        else:
+            rows = statements.claim(cursor, ctx.run_id, now, ask.lease_until, ask.limit)
+            targets = None
+        if ask.with_targets:
             params = calls.template_params(ctx.spec, targets)
         else:
-            rows = statements.claim(cursor, ctx.run_id, now, lease_until, limit)
             params = calls.params_for(ctx.mode, ctx.spec, [row[0] for row in rows])
         if not rows:
             return []

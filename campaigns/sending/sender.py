@@ -45,12 +45,13 @@ CONNECTION_ERRORS = (OperationalError, InterfaceError)
 class Sender:
     """Hand claims to `threads` callers and record what comes back, until the deadline.
 
-    As many claims again as there are callers are kept ready (submitted to the pool but
-    not started), so a caller whose call ends takes the next one at once instead of
-    waiting for this thread's next round. When the run stops sending (pause, cancel) or
-    this thread fails, claims not yet called are released uncalled. After a permanent
-    failure no caller starts a call until it is recorded, so a streak that pauses the
-    campaign sends nothing beyond the calls already under way."""
+    Up to `ready` claims beyond the callers' own are kept ready (submitted to the pool
+    but not started; by default as many as there are callers), so a caller whose call
+    ends takes the next one at once instead of waiting for this thread's next round,
+    and each round claims and records more calls at once. When the run stops sending
+    (pause, cancel) or this thread fails, claims not yet called are released uncalled.
+    After a permanent failure no caller starts a call until it is recorded, so a streak
+    that pauses the campaign sends nothing beyond the calls already under way."""
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class Sender:
         refresh: Callable[[], None] = lambda: None,
         patience: float = 0.0,
         name: str = "sender",
+        ready: int | None = None,
     ) -> None:
         self.ledger, self.call, self.threads = ledger, call, threads
         self.deadline, self.grace, self.refresh = deadline, grace, refresh
@@ -71,7 +73,8 @@ class Sender:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self.done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.handed: dict[int, tuple[Future, Claim]] = {}  # by attempt id, outcome not back
-        self.capacity = 2 * threads  # calls in flight + claims ready
+        # calls in flight + claims ready
+        self.capacity = threads + (threads if ready is None else max(0, ready))
         self.go = threading.Event()  # clear while a permanent failure is unrecorded
         self.go.set()
         self.db_up = threading.Event()  # clear while a round waits for the database

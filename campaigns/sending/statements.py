@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from django.db import connection
 from campaigns.models import Attempt, Batch, Delivery, Run, RunTally
 
 BATCH = Batch._meta.db_table
+RUN = Run._meta.db_table
 ATTEMPT = Attempt._meta.db_table
 DELIVERY = Delivery._meta.db_table
 TALLY = RunTally._meta.db_table
@@ -37,6 +39,7 @@ PENDING, CLAIMED, SENT = (
     Batch.Status.CLAIMED.value,
     Batch.Status.SENT.value,
 )
+SENDING_RUN = Run.Status.SENDING.value
 
 
 def _postgres() -> bool:
@@ -63,18 +66,25 @@ def _stamp(moment: datetime):
     return moment if _postgres() else connection.ops.adapt_datetimefield_value(moment)
 
 
-def _claim_update() -> str:
+def _claim_update(guarded: bool = False) -> str:
     """The claim: one UPDATE that picks up to LIMIT due batches of a run by seq, bumps
     their fence token and attempt number, and returns them (parameters: lease end,
-    run, now, limit).
+    run, [run again if `guarded`,] now, limit). `guarded`: only while the run is
+    sending (for a claim pipelined after the run's shared lock, before its status is
+    read: the lock holds the status until the commit).
 
     PostgreSQL: `= ANY(ARRAY(…))` runs the pick first, once, and updates by primary key
     (as `IN (…)` the planner may walk every pending batch of every run and semi-join the
     pick to it), skipping rows another job is claiming. The picked rows are locked
     (PostgreSQL) or the write lock is held (SQLite), so they are still pending when
     updated."""
+    guard = (
+        f" AND EXISTS (SELECT 1 FROM {RUN} WHERE id = %s AND status = '{SENDING_RUN}')"
+        if guarded
+        else ""
+    )
     pick = ("= ANY(ARRAY({} FOR UPDATE SKIP LOCKED))" if _postgres() else "IN ({})").format(
-        f"SELECT id FROM {BATCH} WHERE run_id = %s AND status = '{PENDING}' "
+        f"SELECT id FROM {BATCH} WHERE run_id = %s{guard} AND status = '{PENDING}' "
         "AND (not_before IS NULL OR not_before <= %s) ORDER BY seq LIMIT %s"
     )
     return (
@@ -113,21 +123,42 @@ def claim_with_targets(
             for batch_id, target_id, key in cur.fetchall():
                 targets[batch_id].append((target_id, key))
         return rows, targets
-    cur.execute(
-        f"WITH c AS ({_claim_update()}) "
+    cur.execute(_claim_with_targets_sql(), [lease_until, run_id, now, limit])
+    return _claimed_with_targets(cur)
+
+
+def _claim_with_targets_sql(guarded: bool = False) -> str:
+    """PostgreSQL: the claim as a data-modifying CTE, with each batch's targets."""
+    return (
+        f"WITH c AS ({_claim_update(guarded)}) "
         # each claimed batch's targets as an array subquery, read by the batch_id index
         # (as a join, a planner without fresh statistics, right after planning wrote
         # the rows, hash-joined the claim to a scan of every delivery)
         "SELECT c.id, c.lease_token, c.attempts, c.target_count, ARRAY(SELECT "
         f"ARRAY[d.target_id::text, d.msg_key::text] FROM {DELIVERY} d "
-        "WHERE d.batch_id = c.id ORDER BY d.id) FROM c ORDER BY c.seq",
-        [lease_until, run_id, now, limit],
+        "WHERE d.batch_id = c.id ORDER BY d.id) FROM c ORDER BY c.seq"
     )
+
+
+def _claimed_with_targets(cur) -> tuple[list[tuple], dict[int, list[tuple[str, str]]]]:
     rows, targets = [], {}
     for batch_id, token, number, count, pairs in cur.fetchall():
         rows.append((batch_id, token, number, count))
         targets[batch_id] = [(target_id, key) for target_id, key in pairs]
     return rows, targets
+
+
+@dataclass(frozen=True)
+class ClaimAsk:
+    """A claim to make in the same trip as a round's answers (PostgreSQL)."""
+
+    now: datetime
+    lease_until: datetime
+    limit: int
+    with_targets: bool  # the batches' (target ID, msgKey) pairs too (PushTemplate)
+
+
+Claimed = tuple[list[tuple[int, int, int, int]], dict[int, list[tuple[str, str]]] | None]
 
 
 def insert_attempts(cur, rows: list[tuple[int, int, int, str, datetime, dict]]) -> dict[int, int]:
@@ -268,13 +299,17 @@ def share_and_record(
     sent: list[tuple],
     targets: dict[int, int],
     now: datetime,
-) -> tuple[str, int, set[int]]:
+    ask: ClaimAsk | None = None,
+) -> tuple[str, int, set[int], Claimed | None]:
     """The start of a round with answers to record: the run's status and failure streak
     under a shared lock on its row (see `RunQuerySet.share`), the accepted calls'
     Attempt rows completed (`complete_attempts`), their batches finished
     and their targets (`targets`: batch id → count) added to the job's tally row, for
-    the batches written only. On PostgreSQL all of it goes in one pipeline: one trip
-    to the server. Returns (status, streak, ids of the batches written)."""
+    the batches written only. On PostgreSQL all of it goes in one pipeline, one trip
+    to the server, and with it the claim `ask`s for, made only while the run is
+    sending (every trip costs the database thread a wait for the interpreter lock
+    behind the callers). Returns (status, streak, ids of the batches written, the claim
+    as (rows, targets or None), or None where it was not made: SQLite, or not asked)."""
     if not _postgres():
         status, streak = Run.objects.share(run_id)
         with cursor() as cur:
@@ -283,7 +318,7 @@ def share_and_record(
             written = _finish_sent_sqlite(cur, sent, now) if sent else set()
             if written:
                 add_to_tally(cur, run_id, shard, "sent", sum(targets[pk] for pk in written))
-        return status, streak, written
+        return status, streak, written, None
     import psycopg
 
     connection.ensure_connection()
@@ -293,6 +328,7 @@ def share_and_record(
         psycopg.Cursor(conn) as share,
         psycopg.Cursor(conn) as record,
         psycopg.Cursor(conn) as finish,
+        psycopg.Cursor(conn) as claim_cur,
     ):
         with conn.pipeline():
             share.execute(*Run.objects.share_sql(run_id))
@@ -300,6 +336,20 @@ def share_and_record(
                 complete_attempts(record, attempts)
             if sent:
                 _finish_sent_postgres(finish, sent, now, run_id, shard)
+            if ask is not None:
+                claim_cur.execute(
+                    _claim_with_targets_sql(guarded=True)
+                    if ask.with_targets
+                    else _claim_update(guarded=True),
+                    [ask.lease_until, run_id, run_id, ask.now, ask.limit],
+                )
         status, streak = share.fetchone()
         written = {row[0] for row in finish.fetchall()} if sent else set()
-    return status, streak, written
+        claimed: Claimed | None = None
+        if ask is not None:
+            if ask.with_targets:
+                claimed = _claimed_with_targets(claim_cur)
+            else:
+                rows = sorted(claim_cur.fetchall(), key=lambda row: row[4])
+                claimed = ([(row[0], row[1], row[2], row[3]) for row in rows], None)
+    return status, streak, written, claimed
