@@ -158,6 +158,36 @@ def send_one(ledger, claim):
     ledger.round([job.call(ledger.ctx, claim)], 0)
 
 
+def test_a_round_claims_with_its_answers_only_while_the_run_is_sending(
+    credential, template, sandbox, marketer
+):
+    """A round records the answers and claims the next batches in one transaction (on
+    PostgreSQL in one trip, the claim guarded by the run's status under its shared lock):
+    the claims come with their Attempt rows and targets; after a pause commits, the
+    answer is still recorded and nothing more is claimed."""
+    campaign = make_campaign(credential, template, make_list(60))
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    first = claim_one(ledger)
+    claims = ledger.round([job.call(ledger.ctx, first)], 2)
+    assert Batch.objects.get(pk=first.batch_id).status == Batch.Status.SENT
+    assert len(claims) == 2
+    for claim in claims:
+        batch = Batch.objects.get(pk=claim.batch_id)
+        assert (batch.status, batch.lease_token) == (Batch.Status.CLAIMED, claim.token)
+        attempt = Attempt.objects.get(pk=claim.attempt_id)
+        assert (attempt.batch_id, attempt.request_params) == (batch.pk, claim.params)
+        keys = set(Delivery.objects.filter(batch=batch).values_list("msg_key", flat=True))
+        assert len(keys) == 10 and all(key in str(claim.params) for key in keys)
+    answered = job.call(ledger.ctx, claims[0])
+    lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert ledger.round([answered], 5) is None
+    statuses = list(Batch.objects.filter(run=run).order_by("seq").values_list("status", flat=True))
+    assert statuses == [Batch.Status.SENT] * 2 + [Batch.Status.CLAIMED] + [Batch.Status.PENDING] * 3
+    assert Attempt.objects.filter(batch__run=run).count() == 3
+
+
 def test_pause_then_resume_never_resends_a_sent_target(credential, template, sandbox, marketer):
     campaign = make_campaign(credential, template, make_list(60))
     run = lifecycle.launch(campaign, marketer)
