@@ -1,4 +1,6 @@
-"""Moving UserPreference from campaigns to accounts (issue 11) keeps every row.
+"""Migrations that need more than `makemigrations --check`: moving UserPreference from
+campaigns to accounts (issue 11) keeps every row, and 0022 drops an index and gives it
+back when migrated back.
 
 The database is taken back to the schema before the move (campaigns at 0010, no
 accounts app), filled there through the historical models, then migrated forward to
@@ -121,3 +123,28 @@ def test_a_preference_saved_after_the_move_is_in_the_old_table():
         )
         assert cursor.fetchall() == [("en",)]
     assert "accounts_userpreference" not in connection.introspection.table_names()
+
+
+def attempt_indexes() -> dict[str, tuple[list[str], bool]]:
+    """The attempt table's indexes: name → (columns, unique)."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, "campaigns_attempt")
+    return {
+        name: (info["columns"], info["unique"])
+        for name, info in found.items()
+        if info["index"] or info["unique"]
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_attempts_own_batch_index_is_dropped_and_comes_back_when_migrated_back():
+    """0022: every write of an Attempt maintained a batch_id index beside the unique
+    (batch, number) one, which answers every query by batch."""
+    assert ["batch_id"] not in [columns for columns, _unique in attempt_indexes().values()]
+    assert (["batch_id", "number"], True) in attempt_indexes().values()
+    try:
+        migrate([("campaigns", "0021_id_bounds")])
+        assert (["batch_id"], False) in attempt_indexes().values()
+    finally:
+        migrate(latest())
+    assert ["batch_id"] not in [columns for columns, _unique in attempt_indexes().values()]

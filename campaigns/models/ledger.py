@@ -172,7 +172,10 @@ class Attempt(models.Model):
         PERMANENT = "permanent", _("Permanent error")
         AMBIGUOUS = "ambiguous", _("Ambiguous (may have been sent)")
 
-    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="attempt_log")
+    # no index of its own: attempt_number_unique (batch, number) leads with it (0022)
+    batch = models.ForeignKey(
+        Batch, on_delete=models.PROTECT, related_name="attempt_log", db_index=False
+    )
     number = models.PositiveSmallIntegerField()
     lease_token = models.PositiveIntegerField()
     worker = models.CharField(max_length=200, blank=True)
