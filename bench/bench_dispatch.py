@@ -165,9 +165,18 @@ def cpu_snapshot(workers=()) -> dict[str, float]:
     for worker in workers:
         try:
             parent = psutil.Process(worker.pid)
-            out["workers"] += _cpu(parent) + sum(_cpu(k) for k in parent.children(True))
+            out["workers"] += _cpu(parent)
+            horses = parent.children(True)
         except psutil.Error:
             continue
+        for horse in horses:
+            # A horse ending as the run closes may be gone by now: skip it alone (this
+            # used to drop the whole worker); once reaped, its time is in the worker's
+            # children times.
+            try:
+                out["workers"] += _cpu(horse)
+            except psutil.Error:
+                continue
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["bench"] = usage.ru_utime + usage.ru_stime
     return out
