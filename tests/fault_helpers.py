@@ -23,9 +23,15 @@ LEASE_SECONDS = 3
 SWEEP_INTERVAL = 0.5
 CONCURRENCY = 4
 READY_PER_CALLER = 3  # PUSH_READY_PER_CALLER's default, set here so the bounds below hold
-# Batches one send job holds at most: a call under way and READY_PER_CALLER claims kept
-# ready per caller (a claim is called, or released, or its lease expires).
-HELD_PER_JOB = CONCURRENCY * (1 + READY_PER_CALLER)
+
+
+def held_per_job(callers: int) -> int:
+    """Batches one send job holds at most: a call under way and READY_PER_CALLER claims
+    kept ready per caller (a claim is called, or released, or its lease expires)."""
+    return callers * (1 + READY_PER_CALLER)
+
+
+HELD_PER_JOB = held_per_job(CONCURRENCY)
 FAST_ENV = {
     "PUSH_LEASE_SECONDS": str(LEASE_SECONDS),
     "PUSH_JOB_SECONDS": "4",

@@ -71,7 +71,6 @@ def test_the_launcher_counts_the_web_as_running_when_it_answers_http(tmp_path):
     """ "Running at …" waits for an HTTP answer (any status), not an open port: gunicorn's
     master listens before its workers have loaded the app."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
 
     class Refusing(BaseHTTPRequestHandler):
         def do_GET(self):  # a Host header Django refuses still answers
@@ -81,7 +80,7 @@ def test_the_launcher_counts_the_web_as_running_when_it_answers_http(tmp_path):
             pass
 
     answering = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
-    Thread(target=answering.serve_forever, daemon=True).start()
+    threading.Thread(target=answering.serve_forever, daemon=True).start()
     with socket.socket() as silent:  # listens, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fault_helpers import FAST_ENV, READY_PER_CALLER
+from tests.fault_helpers import FAST_ENV, held_per_job
 from tests.netns_helpers import ROOT, Hosts, Postgres, Redis, family_pids, tail, unavailable
 from tests.netns_helpers import wait_port as wait_listening
 
@@ -338,8 +338,7 @@ def test_cut_worker_link_other_host_finishes(cluster):
         f"ambiguous {result['ambiguous']}, finished {seconds:.1f} s after the cut"
     )
     assert (result["status"], result["sent"], result["failed"]) == ("completed", SMALL, 0)
-    # callers plus claims kept ready
-    assert 1 <= len(held) <= CONCURRENCY * (1 + READY_PER_CALLER)
+    assert 1 <= len(held) <= held_per_job(CONCURRENCY)  # callers plus claims kept ready
     assert resent <= held, sorted(resent - held)  # only w1's calls in flight went twice
     assert result["twice"] <= 10 * len(held)
 

@@ -42,6 +42,7 @@ def send(run_id: int, slot_name: str) -> str:
 
 def _send(run_id: int, slot_name: str) -> str:
     slot = queueing.Slot.parse(slot_name)
+    threads = max(1, settings.PUSH_CONCURRENCY)
     with queueing.hold_slot(run_id, slot) as lease:
         if lease is None:
             return "duplicate"
@@ -56,8 +57,8 @@ def _send(run_id: int, slot_name: str) -> str:
         sender = Sender(
             RunLedger(ctx),
             lambda claim: call(ctx, claim),
-            threads=max(1, settings.PUSH_CONCURRENCY),
-            ready=ready_claims(max(1, settings.PUSH_CONCURRENCY), ctx.rate_limit),
+            threads=threads,
+            ready=ready_claims(threads, ctx.rate_limit),
             deadline=time.monotonic() + settings.PUSH_JOB_SECONDS,
             grace=settings.PUSH_LEASE_SECONDS,
             refresh=refresh,

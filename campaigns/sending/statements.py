@@ -100,6 +100,11 @@ def claim(
     """Claim up to `limit` due batches of the run (`_claim_update`): (id, new token,
     attempt number, target count) by seq."""
     cur.execute(_claim_update(), [_stamp(lease_until), run_id, _stamp(now), limit])
+    return _claimed(cur)
+
+
+def _claimed(cur) -> list[tuple[int, int, int, int]]:
+    """`_claim_update`'s rows, by seq, without it."""
     rows = sorted(cur.fetchall(), key=lambda row: row[4])
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
@@ -347,9 +352,9 @@ def share_and_record(
         written = {row[0] for row in finish.fetchall()} if sent else set()
         claimed: Claimed | None = None
         if ask is not None:
-            if ask.with_targets:
-                claimed = _claimed_with_targets(claim_cur)
-            else:
-                rows = sorted(claim_cur.fetchall(), key=lambda row: row[4])
-                claimed = ([(row[0], row[1], row[2], row[3]) for row in rows], None)
+            claimed = (
+                _claimed_with_targets(claim_cur)
+                if ask.with_targets
+                else (_claimed(claim_cur), None)
+            )
     return status, streak, written, claimed
