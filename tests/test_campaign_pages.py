@@ -161,6 +161,38 @@ def test_progress_fragment_polls_while_active_and_stops_when_done(
     assert done["HX-Trigger"] == "campaign-finished" and "HX-Refresh" not in done
 
 
+def test_progress_fragment_reads_the_latest_sending_run_in_one_statement(
+    client, marketer, credential, template, target_list
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    campaign = make_campaign(credential, template, target_list, status=Campaign.Status.SENDING)
+    client.force_login(marketer)
+    page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
+    assert "Not launched yet." in page and 'data-testid="counters"' not in page
+    Run.objects.create(campaign=campaign, number=1, total=25, sent=25, status=Run.Status.COMPLETED)
+    retry = Run.objects.create(
+        campaign=campaign, number=2, kind=Run.Kind.RETRY, total=8, status=Run.Status.SENDING
+    )
+    RunTally.objects.create(run=retry, shard=0, sent=2)
+    # a recall run is newer but is not a sending run: the fragment shows the retry
+    Run.objects.create(
+        campaign=campaign, number=3, kind=Run.Kind.RECALL, total=99, status=Run.Status.SENDING
+    )
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
+    assert 'data-pct="25"' in page  # 2 of 8
+    counters = page.split('data-testid="counters"', 1)[1]
+    assert "<dt>Total</dt><dd>8 <span" in counters and "(planning)" in counters
+    assert ">6</dd>" in counters.split("<dt>Pending</dt>", 1)[1].split("</div>")[0]
+    runs = [q["sql"] for q in queries if '"campaigns_run"' in q["sql"]]
+    assert len(runs) == 1 and "campaigns_runtally" in runs[0]
+    Run.objects.filter(pk=retry.pk).update(planning_done=True)
+    page = client.get(f"/campaigns/{campaign.pk}/progress/").content.decode()
+    assert "(planning)" not in page
+
+
 def test_auditor_reads_but_cannot_act(client, auditor, credential, template, target_list):
     campaign = make_campaign(credential, template, target_list)
     client.force_login(auditor)

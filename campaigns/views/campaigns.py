@@ -28,7 +28,7 @@ from campaigns import (
 )
 from campaigns.forms import drafts
 from campaigns.forms.campaigns import CampaignForm, CampaignSearchForm
-from campaigns.models import Batch, Campaign, Credential, MessageTemplate
+from campaigns.models import Batch, Campaign, Credential, MessageTemplate, Run
 from campaigns.mpaas import wire
 from campaigns.mpaas.client import PushError
 from campaigns.mpaas.strategy import StrategyError
@@ -286,11 +286,11 @@ def _polling(campaign: Campaign) -> bool:
 @require_GET
 def campaign_progress(request, pk: int):
     """htmx fragment polled every second while the campaign is active: the campaign, its
-    latest run and the run's live counts (one statement over a few tally rows)."""
+    latest run and the run's live counts (one statement: `Run.objects.latest_progress`)."""
     campaign = get_object_or_404(
         Campaign.objects.only("pk", "status", "status_reason", "task_name"), pk=pk
     )
-    run = campaign.latest_run()
+    run = Run.objects.latest_progress(campaign.pk)
     active = campaign.is_sending_now()
     response = render(
         request,
@@ -298,7 +298,7 @@ def campaign_progress(request, pk: int):
         {
             "campaign": campaign,
             "run": run,
-            "counts": run.counts() if run else None,
+            "counts": run.counts if run else None,
             "active": active,
             "polling": _polling(campaign),
         },
