@@ -188,6 +188,45 @@ def test_a_round_claims_with_its_answers_only_while_the_run_is_sending(
     assert Attempt.objects.filter(batch__run=run).count() == 3
 
 
+def test_a_rounds_commit_goes_with_its_attempt_rows_only_when_it_is_the_outermost(
+    credential, template, sandbox, marketer, monkeypatch
+):
+    """On PostgreSQL the round's COMMIT travels with its Attempt rows (one trip less):
+    the transaction has ended when the insert returns, and the commit hooks still run
+    (the sent metric). Inside another transaction the round does not commit it: rolled
+    back, its claims are gone."""
+    from django.db import connection, transaction
+
+    from campaigns.sending import recorder, statements
+
+    campaign = make_campaign(credential, template, make_list(60))
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    first = claim_one(ledger)
+    seen, counted = [], []
+    insert = statements.insert_attempts
+
+    def watched(cur, rows, last=False):
+        ids = insert(cur, rows, last)
+        if connection.vendor == "postgresql":
+            seen.append((last, connection.connection.info.transaction_status.name))
+        return ids
+
+    monkeypatch.setattr(statements, "insert_attempts", watched)
+    monkeypatch.setattr(recorder.metrics, "count_targets", lambda *a: counted.append(a))
+    claims = ledger.round([job.call(ledger.ctx, first)], 2)
+    assert len(claims) == 2 and counted == [("sent", 10)]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert len(ledger.round([], 3)) == 3
+        raise RuntimeError("the outer transaction rolls back")
+    statuses = list(Batch.objects.filter(run=run).order_by("seq").values_list("status", flat=True))
+    assert statuses == [Batch.Status.SENT] + [Batch.Status.CLAIMED] * 2 + [Batch.Status.PENDING] * 3
+    assert Attempt.objects.filter(batch__run=run).count() == 3
+    if connection.vendor == "postgresql":
+        assert seen == [(True, "IDLE"), (True, "INTRANS")]
+
+
 def test_pause_then_resume_never_resends_a_sent_target(credential, template, sandbox, marketer):
     campaign = make_campaign(credential, template, make_list(60))
     run = lifecycle.launch(campaign, marketer)

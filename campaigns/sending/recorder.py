@@ -106,7 +106,8 @@ class RunLedger:
                 if status != Run.Status.SENDING:
                     claims = None  # (a claim made with the answers was guarded: none)
                 elif limit:
-                    claims = claim_due(ctx, ask, claimed)
+                    # the round's last statement: on PostgreSQL it carries the COMMIT
+                    claims = claim_due(ctx, ask, claimed, last=True)
         if replies and streak:
             # A success ends a streak of permanent failures (not under the shared lock:
             # two holders upgrading it would deadlock).
@@ -204,12 +205,16 @@ def claim_ask(ctx: RunContext, now, limit: int) -> statements.ClaimAsk:
 
 
 def claim_due(
-    ctx: RunContext, ask: statements.ClaimAsk, claimed: statements.Claimed | None = None
+    ctx: RunContext,
+    ask: statements.ClaimAsk,
+    claimed: statements.Claimed | None = None,
+    last: bool = False,
 ) -> list[Claim]:
     """Inside a round's transaction: claim up to `ask.limit` due batches (unless the
     round already did, `claimed`: PostgreSQL makes it with the answers). One conditional
     UPDATE bumps each batch's fence token, and every Attempt row is written before any
-    call is made."""
+    call is made. `last`: the transaction ends here (its COMMIT may go with the Attempt
+    rows, `statements.insert_attempts`)."""
     now = ask.now
     with statements.cursor() as cursor:
         if claimed is not None:
@@ -233,6 +238,7 @@ def claim_due(
                 (batch_id, number, token, ctx.worker, now, params[batch_id])
                 for batch_id, token, number, _count in rows
             ],
+            last,
         )
     return [
         Claim(batch_id, token, number, count, params[batch_id], attempt_ids[batch_id])

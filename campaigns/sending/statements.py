@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -166,28 +166,21 @@ class ClaimAsk:
 Claimed = tuple[list[tuple[int, int, int, int]], dict[int, list[tuple[str, str]]] | None]
 
 
-def insert_attempts(cur, rows: list[tuple[int, int, int, str, datetime, dict]]) -> dict[int, int]:
+def insert_attempts(
+    cur, rows: list[tuple[int, int, int, str, datetime, dict]], last: bool = False
+) -> dict[int, int]:
     """Write the Attempt rows of claimed batches before any call: (batch id, number,
-    token, worker, started, request params) each. Returns {batch id: attempt id}."""
+    token, worker, started, request params) each. Returns {batch id: attempt id}.
+    `last`: nothing follows in the transaction, so on PostgreSQL the COMMIT may go in
+    the same trip (`_commits_here`)."""
     if not rows:
         return {}
     if _postgres():
-        cur.execute(
-            f"INSERT INTO {ATTEMPT} (batch_id, number, lease_token, worker, started_at, "
-            "outcome, request_id, result_code, result_message, request_params, "
-            "response_body) SELECT b, n, t, w, s, %s, '', '', '', p::jsonb, '' FROM "
-            "unnest(%b::bigint[], %b::int[], %b::int[], %b::text[], %b::timestamptz[], "
-            "%b::text[]) AS v(b, n, t, w, s, p) RETURNING id, batch_id",
-            [
-                Attempt.Outcome.UNKNOWN.value,
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
-                [r[3] for r in rows],
-                [r[4] for r in rows],
-                [json.dumps(r[5]) for r in rows],
-            ],
-        )
+        commit = last and _commits_here()
+        with cur.connection.pipeline() if commit else nullcontext():
+            _insert_attempts_postgres(cur, rows)
+            if commit:
+                cur.connection.execute("COMMIT", prepare=False)
     else:
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, '', '', '', %s, '')"] * len(rows))
         cur.execute(
@@ -209,6 +202,38 @@ def insert_attempts(cur, rows: list[tuple[int, int, int, str, datetime, dict]]) 
             ],
         )
     return {batch_id: attempt_id for attempt_id, batch_id in cur.fetchall()}
+
+
+def _commits_here() -> bool:
+    """Whether a statement may carry the COMMIT of Django's transaction: the outermost
+    atomic block (no savepoint, none around it), which will commit when it exits (it
+    then finds the connection idle and sends nothing: psycopg commits only a
+    transaction in progress)."""
+    return (
+        len(connection.atomic_blocks) == 1
+        and connection.commit_on_exit
+        and not connection.savepoint_ids
+        and not connection.needs_rollback
+    )
+
+
+def _insert_attempts_postgres(cur, rows: list[tuple]) -> None:
+    cur.execute(
+        f"INSERT INTO {ATTEMPT} (batch_id, number, lease_token, worker, started_at, "
+        "outcome, request_id, result_code, result_message, request_params, "
+        "response_body) SELECT b, n, t, w, s, %s, '', '', '', p::jsonb, '' FROM "
+        "unnest(%b::bigint[], %b::int[], %b::int[], %b::text[], %b::timestamptz[], "
+        "%b::text[]) AS v(b, n, t, w, s, p) RETURNING id, batch_id",
+        [
+            Attempt.Outcome.UNKNOWN.value,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [json.dumps(r[5]) for r in rows],
+        ],
+    )
 
 
 def complete_attempts(cur, rows: list[tuple]) -> None:
