@@ -58,20 +58,37 @@ class RunQuerySet(models.QuerySet):
             status, streak = cursor.fetchone()
         return status, streak
 
-    def latest_progress(self, campaign_id: int) -> RunProgress | None:
-        """The campaign's latest sending run (`Campaign.latest_run`): its id, whether
-        planning is done and its live counts, in one statement; None before the first
-        launch (the progress fragment's whole read of the run)."""
+    def progress_of(self, campaign_id: int) -> tuple[Campaign, RunProgress | None] | None:
+        """The progress fragment's whole read, in one statement (each trip to a busy
+        database costs a request more than the statement): the campaign (id, status,
+        reason, name; the rest deferred) and its latest sending run
+        (`Campaign.latest_run`) with its live counts, None before the first launch.
+        None if there is no such campaign."""
+        table = connection.ops.quote_name(Campaign._meta.db_table)
+        run = connection.ops.quote_name(Run._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
                 _counts_sql(
-                    f"r.campaign_id = %s AND r.kind <> '{Run.Kind.RECALL.value}' "
-                    "ORDER BY r.number DESC LIMIT 1"
+                    "c.id = %s",
+                    columns="c.id, c.status, c.status_reason, c.task_name, ",
+                    source=f"{table} c LEFT JOIN {run} r ON r.id = (SELECT l.id FROM {run} l "
+                    f"WHERE l.campaign_id = c.id AND l.kind <> '{Run.Kind.RECALL.value}' "
+                    "ORDER BY l.number DESC LIMIT 1)",
                 ),
                 [campaign_id],
             )
             row = cursor.fetchone()
-        return None if row is None else RunProgress(row[5], bool(row[6]), RunCounts.of(*row[:5]))
+        if row is None:
+            return None
+        read = dict(zip(("id", "status", "status_reason", "task_name"), row[:4], strict=True))
+        # (from_db takes the values in the model's field order)
+        names = [f.attname for f in Campaign._meta.concrete_fields if f.attname in read]
+        campaign = Campaign.from_db(connection.alias, names, [read[name] for name in names])
+        total, sent, failed, cancelled, in_flight, run_id, planning_done = row[4:]
+        if run_id is None:
+            return campaign, None
+        counts = RunCounts.of(total, sent, failed, cancelled, in_flight)
+        return campaign, RunProgress(run_id, bool(planning_done), counts)
 
     @staticmethod
     def share_sql(run_id: int) -> tuple[str, list]:
@@ -247,7 +264,7 @@ class RunCounts:
 
 @dataclass(frozen=True)
 class RunProgress:
-    """What the progress fragment shows of a run (`RunQuerySet.latest_progress`)."""
+    """What the progress fragment shows of a run (`RunQuerySet.progress_of`)."""
 
     pk: int
     planning_done: bool
@@ -274,10 +291,10 @@ class RunTally(models.Model):
         return f"{self.run} tally {self.shard}"
 
 
-def _counts_sql(where: str) -> str:
-    """The live counts of the runs `where` picks (alias r): total, sent, failed,
-    cancelled, in flight, then the run's id and planning_done (`RunQuerySet.
-    with_live_counts` as fixed text)."""
+def _counts_sql(where: str, columns: str = "", source: str = "") -> str:
+    """The live counts of the runs `where` picks (alias r, from `source`, by default the
+    runs): `columns` first, then total, sent, failed, cancelled, in flight, the run's id
+    and planning_done (`RunQuerySet.with_live_counts` as fixed text)."""
     from .ledger import Batch
 
     run, tally, batch = (
@@ -288,7 +305,7 @@ def _counts_sql(where: str) -> str:
         for column in ("sent", "failed", "cancelled")
     ]
     return (
-        f"SELECT r.total, {', '.join(live)}, COALESCE((SELECT SUM(b.target_count) FROM "
-        f"{batch} b WHERE b.run_id = r.id AND b.status = '{Batch.Status.CLAIMED.value}'), 0), "
-        f"r.id, r.planning_done FROM {run} r WHERE {where}"
+        f"SELECT {columns}r.total, {', '.join(live)}, COALESCE((SELECT SUM(b.target_count) "
+        f"FROM {batch} b WHERE b.run_id = r.id AND b.status = '{Batch.Status.CLAIMED.value}'), "
+        f"0), r.id, r.planning_done FROM {source or f'{run} r'} WHERE {where}"
     )

@@ -286,11 +286,11 @@ def _polling(campaign: Campaign) -> bool:
 @require_GET
 def campaign_progress(request, pk: int):
     """htmx fragment polled every second while the campaign is active: the campaign, its
-    latest run and the run's live counts (one statement: `Run.objects.latest_progress`)."""
-    campaign = get_object_or_404(
-        Campaign.objects.only("pk", "status", "status_reason", "task_name"), pk=pk
-    )
-    run = Run.objects.latest_progress(campaign.pk)
+    latest run and the run's live counts (one statement: `Run.objects.progress_of`)."""
+    progress = Run.objects.progress_of(pk)
+    if progress is None:
+        raise Http404
+    campaign, run = progress
     active = campaign.is_sending_now()
     response = render(
         request,
