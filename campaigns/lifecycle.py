@@ -139,9 +139,9 @@ def pause(campaign: Campaign, user, *, reason: str = "", request=None) -> None:
             if campaign.status == Campaign.Status.SCHEDULED:
                 raise StateError(_("mPaaS holds this schedule: cancel it instead."))
             raise StateError(_("Only a queued or sending campaign can be paused."))
-        Run.objects.filter(campaign=campaign, status__in=Run.WORKING).update(
-            status=Run.Status.PAUSED
-        )
+        # locked first: waits for send rounds in progress (no claim after this commits)
+        working = Run.objects.lock_all(campaign=campaign, status__in=Run.WORKING)
+        Run.objects.filter(pk__in=working).update(status=Run.Status.PAUSED)
         audit.record(
             "campaign.pause",
             actor=user,
@@ -188,9 +188,8 @@ def cancel(campaign: Campaign, user, *, request=None) -> dict[str, list[str]] | 
             raise StateError(
                 _("Only a queued, sending, scheduled or paused campaign can be cancelled.")
             )
-        runs = list(
-            Run.objects.filter(campaign=campaign, status__in=Run.OPEN).values_list("pk", flat=True)
-        )
+        # locked first: waits for send rounds in progress (no claim after this commits)
+        runs = Run.objects.lock_all(campaign=campaign, status__in=Run.OPEN)
         Run.objects.filter(pk__in=runs).update(status=Run.Status.CANCELLED)
         cancelled = sum(cancel_pending(run_id) for run_id in runs)
         occurrences = Occurrence.objects.filter(

@@ -114,7 +114,7 @@ def plan_chunk(run_id: int) -> bool:
         # lock order: campaign, then run (this chunk may move the campaign to sending)
         campaign_id = Run.objects.values_list("campaign_id", flat=True).get(pk=run_id)
         list(Campaign.objects.select_for_update().filter(pk=campaign_id).values_list("pk"))
-        run = Run.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=run_id)
+        run = Run.objects.plan(run_id)  # send rounds go on meanwhile
         if run.planning_done:
             return True
         refs = _next_refs(run, chunk_size)

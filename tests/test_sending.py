@@ -162,7 +162,7 @@ def test_a_round_claims_with_its_answers_only_while_the_run_is_sending(
     credential, template, sandbox, marketer
 ):
     """A round records the answers and claims the next batches in one transaction (on
-    PostgreSQL in one trip, the claim guarded by the run's status under its shared lock):
+    PostgreSQL in one trip, the claim guarded by the run's status under its key-share lock):
     the claims come with their Attempt rows and targets; after a pause commits, the
     answer is still recorded and nothing more is claimed."""
     campaign = make_campaign(credential, template, make_list(60))
@@ -225,6 +225,76 @@ def test_a_rounds_commit_goes_with_its_attempt_rows_only_when_it_is_the_outermos
     assert Attempt.objects.filter(batch__run=run).count() == 3
     if connection.vendor == "postgresql":
         assert seen == [(True, "IDLE"), (True, "INTRANS")]
+
+
+def _hold_in_thread(hold, started, release):
+    """Run `hold()` in a transaction on another connection and keep it open until
+    `release` is set."""
+    from django.db import connection, transaction
+
+    def work():
+        try:
+            with transaction.atomic():
+                hold()
+                started.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert started.wait(30)
+    return thread
+
+
+def _lock_timeout(ms: int | None) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {ms or 0}")
+
+
+def test_send_rounds_go_on_while_planning_holds_the_run_and_pause_waits_for_them(
+    credential, template, sandbox, marketer
+):
+    """PostgreSQL row locks on the run: a planning chunk (`Run.objects.plan`) does not
+    hold up a send round (`share`), but pause and cancel wait for a round in progress
+    (they take `lock` first), so no batch is claimed after they commit."""
+    from django.db import OperationalError, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: SQLite has one writer at a time")
+    campaign = make_campaign(credential, template, make_list(60))
+    run = lifecycle.launch(campaign, marketer)
+    planning.plan(run.pk)
+    ledger = ledger_for(run)
+    release = threading.Event()
+    planner = _hold_in_thread(lambda: Run.objects.plan(run.pk), threading.Event(), release)
+    try:
+        _lock_timeout(2000)
+        claims = ledger.round([], 2)  # would time out if planning excluded rounds
+        assert len(claims) == 2
+    finally:
+        _lock_timeout(None)
+        release.set()
+        planner.join()
+    release = threading.Event()
+    round_open = _hold_in_thread(lambda: Run.objects.share(run.pk), threading.Event(), release)
+    try:
+        _lock_timeout(300)
+        with pytest.raises(OperationalError, match="lock"):
+            lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+        with pytest.raises(OperationalError, match="lock"):
+            lifecycle.cancel(Campaign.objects.get(pk=campaign.pk), marketer)
+        assert Run.objects.get(pk=run.pk).status == Run.Status.SENDING
+        assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
+    finally:
+        _lock_timeout(None)
+        release.set()
+        round_open.join()
+    lifecycle.pause(Campaign.objects.get(pk=campaign.pk), marketer)
+    assert Run.objects.get(pk=run.pk).status == Run.Status.PAUSED
+    assert ledger.round([], 2) is None
 
 
 def test_pause_then_resume_never_resends_a_sent_target(credential, template, sandbox, marketer):

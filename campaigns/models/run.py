@@ -35,7 +35,8 @@ class RunQuerySet(models.QuerySet):
         """Inside a transaction: lock the run's row and return its status. Transactions
         that change a run's state take this lock first (campaign, then run, then
         batches), so they cannot deadlock, and a status read under it cannot go stale
-        before the commit. (Send rounds take a shared lock instead: `share`.)"""
+        before the commit. It waits for send rounds in progress and they wait for it
+        (they take a key-share lock: `share`); planning holds a weaker one (`plan`)."""
         # No ordering (the default one joins the campaign, and FOR UPDATE would lock that
         # row too, out of order), and OF self.
         return (
@@ -46,13 +47,35 @@ class RunQuerySet(models.QuerySet):
             .first()
         )
 
+    def lock_all(self, **where) -> list[int]:
+        """`lock` for every run `where` picks, in id order: their ids."""
+        return list(
+            self.select_for_update(of=("self",))
+            .filter(**where)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+    def plan(self, run_id: int) -> Run:
+        """Inside a transaction: the run, its row locked for a planning chunk. On
+        PostgreSQL `FOR NO KEY UPDATE`: it excludes `lock` (pause, cancel, the sweeper,
+        failures) and another planner, but not send rounds (`share`), so the first
+        batches keep going out while the rest is planned."""
+        return (
+            self.select_for_update(of=("self",), no_key=True)
+            .select_related("campaign")
+            .get(pk=run_id)
+        )
+
     def share(self, run_id: int) -> tuple[str, int]:
-        """Inside a transaction: the run's status and failure streak under a shared lock
-        on its row (PostgreSQL; SQLite has one writer at a time anyway). Send rounds do
-        not exclude each other, but pause and cancel, which update the row, wait for
-        rounds in progress and rounds wait for them, so no batch is claimed after a pause
-        or cancel commits. A holder must never update the run row (two would deadlock
-        upgrading)."""
+        """Inside a transaction: the run's status and failure streak under a key-share
+        lock on its row (PostgreSQL `FOR KEY SHARE`; SQLite has one writer at a time
+        anyway). Send rounds do not exclude each other, nor planning (`plan`), but
+        whatever changes the run's status takes `lock` first (pause and cancel too):
+        it waits for rounds in progress and rounds wait for it, so no batch is claimed
+        after a pause or cancel commits. A holder never updates the run row in the round
+        (a plain update does not conflict with this lock, but keep the round's rows
+        to the batches)."""
         with connection.cursor() as cursor:
             cursor.execute(*self.share_sql(run_id))
             status, streak = cursor.fetchone()
@@ -95,7 +118,7 @@ class RunQuerySet(models.QuerySet):
         """`share`'s statement and parameters (a send round pipelines it with its
         answers on PostgreSQL: `sending.statements.share_and_record`)."""
         table = connection.ops.quote_name(Run._meta.db_table)
-        lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+        lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
         return f"SELECT status, consecutive_failures FROM {table} WHERE id = %s{lock}", [run_id]
 
     def with_live_counts(self) -> RunQuerySet:

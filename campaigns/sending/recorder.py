@@ -109,8 +109,8 @@ class RunLedger:
                     # the round's last statement: on PostgreSQL it carries the COMMIT
                     claims = claim_due(ctx, ask, claimed, last=True)
         if replies and streak:
-            # A success ends a streak of permanent failures (not under the shared lock:
-            # two holders upgrading it would deadlock).
+            # A success ends a streak of permanent failures (after the round: a write
+            # to the run row would wait for a planning chunk, which rounds pass).
             Run.objects.filter(pk=ctx.run_id, consecutive_failures__gt=0).update(
                 consecutive_failures=0
             )

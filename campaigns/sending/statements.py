@@ -70,7 +70,7 @@ def _claim_update(guarded: bool = False) -> str:
     """The claim: one UPDATE that picks up to LIMIT due batches of a run by seq, bumps
     their fence token and attempt number, and returns them (parameters: lease end,
     run, [run again if `guarded`,] now, limit). `guarded`: only while the run is
-    sending (for a claim pipelined after the run's shared lock, before its status is
+    sending (for a claim pipelined after the run's key-share lock, before its status is
     read: the lock holds the status until the commit).
 
     PostgreSQL: `= ANY(ARRAY(…))` runs the pick first, once, and updates by primary key
@@ -332,7 +332,7 @@ def share_and_record(
     ask: ClaimAsk | None = None,
 ) -> tuple[str, int, set[int], Claimed | None]:
     """The start of a round with answers to record: the run's status and failure streak
-    under a shared lock on its row (see `RunQuerySet.share`), the accepted calls'
+    under a key-share lock on its row (see `RunQuerySet.share`), the accepted calls'
     Attempt rows completed (`complete_attempts`), their batches finished
     and their targets (`targets`: batch id → count) added to the job's tally row, for
     the batches written only. On PostgreSQL all of it goes in one pipeline, one trip
