@@ -227,10 +227,12 @@ def test_a_rounds_commit_goes_with_its_attempt_rows_only_when_it_is_the_outermos
         assert seen == [(True, "IDLE"), (True, "INTRANS")]
 
 
-def _hold_in_thread(hold, started, release):
+def _hold_in_thread(hold, release):
     """Run `hold()` in a transaction on another connection and keep it open until
     `release` is set."""
     from django.db import connection, transaction
+
+    started = threading.Event()
 
     def work():
         try:
@@ -269,7 +271,7 @@ def test_send_rounds_go_on_while_planning_holds_the_run_and_pause_waits_for_them
     planning.plan(run.pk)
     ledger = ledger_for(run)
     release = threading.Event()
-    planner = _hold_in_thread(lambda: Run.objects.plan(run.pk), threading.Event(), release)
+    planner = _hold_in_thread(lambda: Run.objects.plan(run.pk), release)
     try:
         _lock_timeout(2000)
         claims = ledger.round([], 2)  # would time out if planning excluded rounds
@@ -279,7 +281,7 @@ def test_send_rounds_go_on_while_planning_holds_the_run_and_pause_waits_for_them
         release.set()
         planner.join()
     release = threading.Event()
-    round_open = _hold_in_thread(lambda: Run.objects.share(run.pk), threading.Event(), release)
+    round_open = _hold_in_thread(lambda: Run.objects.share(run.pk), release)
     try:
         _lock_timeout(300)
         with pytest.raises(OperationalError, match="lock"):

@@ -265,7 +265,7 @@ class RunCounts:
     cancelled: int
 
     @classmethod
-    def of(cls, total: int, sent: int, failed: int, cancelled: int, in_flight: int):
+    def of(cls, total: int, sent: int, failed: int, cancelled: int, in_flight: int) -> RunCounts:
         """From the live figures (`_counts_sql`): pending is what is left of the total."""
         return cls(
             total=total,
