@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.cache import patch_cache_control
 
-from accounts.models import UserPreference
+from accounts.user_facts import facts_of
 
 
 class UserLanguageMiddleware:
@@ -18,9 +18,8 @@ class UserLanguageMiddleware:
     def __call__(self, request):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            language = (
-                UserPreference.objects.filter(user=user).values_list("language", flat=True).first()
-            )
+            # one statement with the roles and enrolment the later checks read
+            language = facts_of(user).language
             if language:
                 translation.activate(language)
                 request.LANGUAGE_CODE = translation.get_language()

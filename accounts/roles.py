@@ -11,6 +11,8 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 
+from accounts.user_facts import facts_of
+
 MARKETING = "Marketing"
 ADMIN = "Admin"
 AUDITOR = "Auditor"
@@ -19,15 +21,13 @@ ALL_ROLES = (MARKETING, ADMIN, AUDITOR, APPROVER)
 
 
 def roles_of(user) -> set[str]:
+    """The roles `user` holds, read once per request (with the user's other facts)."""
     if not user.is_authenticated or not user.is_active:
         return set()
-    cached = getattr(user, "_pushconsole_roles", None)
-    if cached is None:
-        cached = set(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
-        if user.is_superuser:
-            cached.add(ADMIN)
-        user._pushconsole_roles = cached
-    return cached
+    held = set(facts_of(user).groups.intersection(ALL_ROLES))
+    if user.is_superuser:
+        held.add(ADMIN)
+    return held
 
 
 def has_role(user, *roles: str) -> bool:

@@ -32,6 +32,7 @@ from django_otp.plugins.otp_totp.models import default_key
 
 from accounts.models import BackupCode, SealedTOTPDevice
 from accounts.roles import ADMIN, roles_of
+from accounts.user_facts import facts_of
 
 PENDING_SESSION_KEY = "pushconsole_totp_pending"
 FAILURES_SESSION_KEY = "pushconsole_otp_failures"
@@ -168,11 +169,12 @@ class TwoFactorMiddleware:
         if user is None or not user.is_authenticated or user.is_verified():
             return None
         name = request.resolver_match.url_name if request.resolver_match else None
-        if confirmed_device(user) is not None:
+        has_device = facts_of(user).has_device  # read with the user's roles
+        if has_device:
             if name in OPEN_WHILE_UNVERIFIED:
                 return None
             query = urlencode({"next": request.get_full_path()})
             return redirect(f"{reverse('two-factor-verify')}?{query}")
-        if must_enrol(user) and name not in OPEN_WHILE_ENROLLING:
+        if required_for(user) and name not in OPEN_WHILE_ENROLLING:  # must enrol
             return redirect("two-factor-setup")
         return None

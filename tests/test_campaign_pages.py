@@ -195,6 +195,49 @@ def test_progress_fragment_reads_the_campaign_and_its_latest_sending_run_in_one_
     assert client.get(f"/campaigns/{campaign.pk + 1}/progress/").status_code == 404
 
 
+def test_a_progress_poll_asks_about_its_user_in_one_statement(
+    client, marketer, credential, template, target_list
+):
+    """Language, enrolment and roles come from one statement (accounts.user_facts): a
+    poll is the session, the user, those facts and the progress read."""
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_otp.plugins.otp_totp.models import default_key
+
+    from accounts.models import SealedTOTPDevice
+
+    campaign = make_campaign(credential, template, target_list, status=Campaign.Status.SENDING)
+    Run.objects.create(campaign=campaign, number=1, total=8, status=Run.Status.SENDING)
+    UserPreference.objects.create(user=marketer, language="zh-hans")
+    marketer.groups.add(Group.objects.create(name="Newsletter"))  # not a role: ignored
+    unconfirmed = SealedTOTPDevice(user=marketer, name="half-enrolled", confirmed=False)
+    unconfirmed.set_key(default_key())
+    unconfirmed.save()
+    client.force_login(marketer)
+    url = f"/campaigns/{campaign.pk}/progress/"
+    client.get(url, HTTP_HX_REQUEST="true")  # the first request saves the session's clock
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url, HTTP_HX_REQUEST="true")
+    assert page.status_code == 200 and "总数" in page.content.decode()  # zh-hans "Total"
+    # the first table each statement names: session, user, facts, progress
+    tables = ["django_session", "auth_user", "campaigns_userpreference", "campaigns_campaign"]
+    firsts = [min(tables, key=lambda t: (q["sql"] + t).index(t)) for q in queries]
+    assert firsts == tables
+    facts = queries[2]["sql"]
+    assert "auth_user_groups" in facts and "accounts_sealedtotpdevice" in facts
+    # a confirmed authenticator holds the unverified session at the code page
+    confirmed = SealedTOTPDevice(user=marketer, name="app", confirmed=True)
+    confirmed.set_key(default_key())
+    confirmed.save()
+    held = client.get(url, HTTP_HX_REQUEST="true")
+    assert held.status_code == 302 and held["Location"].startswith("/account/2fa/verify/")
+    # without the Marketing group the same poll is refused
+    SealedTOTPDevice.objects.filter(user=marketer).delete()
+    marketer.groups.remove(Group.objects.get(name="Marketing"))
+    assert client.get(url, HTTP_HX_REQUEST="true").status_code == 403
+
+
 def test_auditor_reads_but_cannot_act(client, auditor, credential, template, target_list):
     campaign = make_campaign(credential, template, target_list)
     client.force_login(auditor)
