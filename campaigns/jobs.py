@@ -50,7 +50,7 @@ requeued_by_sweeper = outlives_outages("database unavailable; the sweeper re-que
 
 @requeued_by_sweeper
 def plan_run(run_id: int) -> str:
-    return planning.plan(run_id)
+    return planning.plan(run_id, hand_over=True)
 
 
 def send_batches(run_id: int, slot: str) -> str:

@@ -3,18 +3,23 @@
 Planning walks the target list (or, for a retry, the source run's failed deliveries) by
 primary key in chunks, creating deliveries and batches in one transaction per chunk
 together with the run's cursor and counters: a crash re-plans nothing twice. Sending
-starts after the first chunk. `first_call` shows what the first call of a launch will
+starts after the first chunk, and the rest of a long list is planned beside the calls:
+the plan job hands it to the first send job, which plans it in a thread of its own
+(`Planner`), so a worker that runs one job at a time does not hold the calls back until
+the whole list is planned. `first_call` shows what the first call of a launch will
 carry, from the same code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import threading
 import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -27,6 +32,8 @@ from campaigns.mpaas import wire
 from campaigns.mpaas.strategy import PushSpec
 from campaigns.mpaas.vocabulary import StrategyType
 from campaigns.sending import calls, settling
+
+log = logging.getLogger(__name__)
 
 
 def msg_key(campaign_id: int, run_number: int, ref: int) -> str:
@@ -89,14 +96,22 @@ def own_values(columns: dict[str, str], row: dict | None) -> dict[str, str]:
     }
 
 
-def plan(run_id: int) -> str:
+def plan(run_id: int, *, hand_over: bool = False) -> str:
     """Job body: create the run's deliveries and batches, chunk by chunk, within a time
-    budget; continues itself (or the sweeper does) until the list is exhausted."""
+    budget; continues itself (or the sweeper does) until the list is exhausted.
+
+    With `hand_over` (the queued plan job), once the first chunk has started the run
+    sending and the list goes on, the job queues itself again and ends: the send jobs,
+    queued by that chunk, come first, and the first of them plans the rest beside its
+    calls (`Planner`). The plan job queued again finishes what they leave, if anything."""
     with queueing.hold_slot(run_id, queueing.PLAN) as lease:
         if lease is None:
             return "duplicate"
         deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
-        while not plan_chunk(run_id):
+        while not (step := _plan_chunk(run_id)).done:
+            if hand_over and step.started_sending and step.full:
+                queueing.enqueue(run_id, queueing.PLAN, force=True)
+                return "sending; the send jobs plan the rest"
             lease.refresh()
             if time.monotonic() > deadline:
                 queueing.enqueue(run_id, queueing.PLAN, force=True)
@@ -105,8 +120,61 @@ def plan(run_id: int) -> str:
     return "planned"
 
 
+class Planner(threading.Thread):
+    """The rest of a run's planning, in a thread of a send job (see `plan`).
+
+    It holds the run's plan slot, so it never plans beside a plan job or another send
+    job's planner; without the slot it does nothing. It stops after the chunk in hand
+    when told to (the send job is ending) or at `deadline`, and then queues the plan job
+    for what is left. Chunks are the plan job's own transactions, so what it planned
+    stays planned whenever it stops, and a crash re-plans nothing twice."""
+
+    def __init__(self, run_id: int, deadline: float) -> None:
+        super().__init__(name=f"run{run_id}-planner", daemon=True)
+        self.run_id, self.deadline = run_id, deadline
+        self.stopping = threading.Event()
+        self.result = "not started"
+
+    def run(self) -> None:
+        try:
+            self.result = self._plan()
+        except Exception:  # noqa: BLE001 - the sweeper queues the plan job for the rest
+            log.exception("run %s: planning beside the send job failed", self.run_id)
+            self.result = "failed"
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def _plan(self) -> str:
+        with queueing.hold_slot(self.run_id, queueing.PLAN) as lease:
+            if lease is None:
+                return "planned elsewhere"
+            while not plan_chunk(self.run_id):
+                lease.refresh()
+                if self.stopping.is_set() or time.monotonic() > self.deadline:
+                    queueing.enqueue(self.run_id, queueing.PLAN, force=True)
+                    return "left to the plan job"
+        return "planned"
+
+    def stop(self) -> str:
+        """Stop after the chunk in hand; returns what became of the planning."""
+        self.stopping.set()
+        self.join()
+        return self.result
+
+
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    done: bool  # planning is complete
+    started_sending: bool = False  # this chunk moved the run from planning to sending
+    full: bool = False  # the chunk was a whole one: the list may go on
+
+
 def plan_chunk(run_id: int) -> bool:
     """Plan one chunk in one transaction. Returns True when planning is complete."""
+    return _plan_chunk(run_id).done
+
+
+def _plan_chunk(run_id: int) -> _Step:
     batch_size = calls.batch_size(_mode(run_id))
     chunk_size = max(batch_size, settings.PUSH_PLAN_CHUNK // batch_size * batch_size)
     now = timezone.now()
@@ -116,7 +184,7 @@ def plan_chunk(run_id: int) -> bool:
         list(Campaign.objects.select_for_update().filter(pk=campaign_id).values_list("pk"))
         run = Run.objects.plan(run_id)  # send rounds go on meanwhile
         if run.planning_done:
-            return True
+            return _Step(done=True)
         refs = _next_refs(run, chunk_size)
         send_now = False
         if not refs:
@@ -136,7 +204,7 @@ def plan_chunk(run_id: int) -> bool:
                 status=Campaign.Status.SENDING
             )
             transaction.on_commit(lambda: queueing.kick(run_id, send=True))
-        return not refs
+        return _Step(done=not refs, started_sending=send_now, full=len(refs) >= chunk_size)
 
 
 def batches_of(items: list, size: int, cap: int = 10) -> list[list]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from campaigns import lifecycle, planning, queueing, ratelimit, sweeper
 from campaigns.models import Attempt, AuditEvent, Batch, Campaign, Delivery, Run
-from campaigns.sending import job
+from campaigns.sending import job, recorder
 from campaigns.sending.claims import Outcome
 from campaigns.sending.recorder import RunLedger
 from tests.pipeline_helpers import check_invariants, drain, make_campaign, make_list, quick_pipeline
@@ -594,6 +594,79 @@ def test_planning_in_chunks_gives_each_target_one_delivery_in_order(
     assert [n for _seq, n in sizes] == [10, 10, 10, 10, 10, 10, 10, 10, 10, 7]
     assert (run.total, run.batch_count, run.planning_done) == (97, 10, True)
     assert run.counts().pending == 97
+
+
+def test_the_plan_job_hands_a_long_list_to_the_first_send_job_which_plans_it_while_sending(
+    credential, template, sandbox, marketer, settings
+):
+    """On a worker that runs one job at a time, the calls start after the first chunk,
+    not after the whole list: the plan job ends there and the send job plans the rest
+    in a thread (planning.Planner) while its callers send."""
+    import django_rq
+
+    from campaigns import jobs
+
+    settings.PUSH_PLAN_CHUNK = 30  # 97 targets: four chunks, the last one short
+    campaign = make_campaign(credential, template, make_list(97))
+    run = lifecycle.launch(campaign, marketer)
+    queue = django_rq.get_queue("push")
+    queue.empty()
+    assert jobs.plan_run(run.pk) == "sending; the send jobs plan the rest"
+    run.refresh_from_db()
+    assert (run.status, run.planning_done, run.total) == (Run.Status.SENDING, False, 30)
+    # the send jobs the first chunk queued come first, then the plan job again
+    assert [j.description for j in queue.get_jobs()] == [
+        f"send run {run.pk} (send0)",
+        f"send run {run.pk} (send1)",
+        f"plan run {run.pk} (plan)",
+    ]
+    result = job.send(run.pk, "send0")
+    assert result.startswith("sent 10, failed 0") and result.endswith("; planning: planned")
+    run.refresh_from_db()
+    assert (run.planning_done, run.total, run.batch_count) == (True, 97, 10)
+    assert run.counts().sent == 97
+    assert planning.plan(run.pk) == "planned"  # the plan job queued again: nothing left
+    drain()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    assert len([r for r in sandbox.records() if r["action"] == "PushTemplate"]) == 10
+    check_invariants(campaign, sandbox.records())
+
+
+def test_a_planner_told_to_stop_leaves_the_rest_to_the_plan_job_and_none_plans_twice(
+    credential, template, sandbox, marketer, settings, redis_conn
+):
+    import django_rq
+
+    settings.PUSH_PLAN_CHUNK = 30
+    campaign = make_campaign(credential, template, make_list(97))
+    run = lifecycle.launch(campaign, marketer)
+    queue = django_rq.get_queue("push")
+    queue.empty()
+    # the plan slot is held (a plan job is planning): a send job's planner plans nothing
+    with queueing.hold_slot(run.pk, queueing.PLAN):
+        elsewhere = planning.Planner(run.pk, time.monotonic() + 30)
+        elsewhere.start()
+        assert elsewhere.stop() == "planned elsewhere"
+    assert Batch.objects.filter(run=run).count() == 0
+    # past its deadline, a planner plans the chunk in hand and queues the plan job
+    late = planning.Planner(run.pk, time.monotonic() - 1)
+    late.start()
+    assert late.stop() == "left to the plan job"
+    run.refresh_from_db()
+    assert (run.total, run.planning_done) == (30, False)
+    assert [j.description for j in queue.get_jobs()][-1] == f"plan run {run.pk} (plan)"
+    # a send job that has claimed all that is planned waits for the next chunk
+    ledger = RunLedger(job.context_for(run.pk, queueing.Slot("send", 0)))
+    Batch.objects.filter(run=run).update(status=Batch.Status.CLAIMED)
+    assert ledger.seconds_until_next_due() == recorder.PLANNING_WAIT
+    Batch.objects.filter(run=run).update(status=Batch.Status.PENDING)
+    assert planning.plan(run.pk) == "planned"
+    run.refresh_from_db()
+    assert (run.total, run.batch_count, run.planning_done) == (97, 10, True)
+    Batch.objects.filter(run=run).update(status=Batch.Status.CLAIMED)
+    assert ledger.seconds_until_next_due() is None  # all planned: nothing to wait for
+    assert Delivery.objects.filter(run=run).values("target_id").distinct().count() == 97
 
 
 def test_a_zombies_late_success_is_logged_but_counts_once(

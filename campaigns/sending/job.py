@@ -54,21 +54,28 @@ def _send(run_id: int, slot_name: str) -> str:
             lease.refresh()
             ctx.limiter.flush()  # calls ended since the last admission
 
+        deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
         sender = Sender(
             RunLedger(ctx),
             lambda claim: call(ctx, claim),
             threads=threads,
             ready=ready_claims(threads, ctx.rate_limit),
-            deadline=time.monotonic() + settings.PUSH_JOB_SECONDS,
+            deadline=deadline,
             grace=settings.PUSH_LEASE_SECONDS,
             refresh=refresh,
             patience=settings.PUSH_LEASE_SECONDS,
             name=f"run{run_id}-{slot.index}",
         )
+        # The rest of the list is planned beside the calls (planning.plan, hand_over).
+        planner = None
+        if not ctx.planned:
+            planner = planning.Planner(run_id, deadline)
+            planner.start()
         try:
             sender.run()
         finally:
             ctx.limiter.flush()
+            planned = planner.stop() if planner is not None else None
         more = has_pending(run_id)
         if more:
             queueing.enqueue(run_id, slot, force=True)
@@ -77,6 +84,7 @@ def _send(run_id: int, slot_name: str) -> str:
     result = (
         f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}; "
         + sender.summary()
+        + (f"; planning: {planned}" if planned else "")
     )
     log.info("run %s %s: %s", run_id, slot, result)
     return result
@@ -120,6 +128,7 @@ def context_for(run_id: int, slot: queueing.Slot) -> RunContext | None:
         worker=f"{socket.gethostname()}:{os.getpid()}:{slot.name}",
         shard=slot.index,
         mode=calls.mode_of(run, campaign),
+        planned=run.planning_done,
     )
 
 

@@ -45,6 +45,9 @@ from .claims import Claim, Outcome
 log = logging.getLogger(__name__)
 
 
+PLANNING_WAIT = 0.1  # seconds a send job waits for the next planned chunk before looking again
+
+
 @dataclass
 class RunContext:
     """What a send job knows of its run: ids, the spec it sends, its client and limiter."""
@@ -60,6 +63,7 @@ class RunContext:
     shard: int = 0  # the send slot's index, which is also the job's RunTally shard
     mode: str = calls.TEMPLATE  # which action the run's calls make (calls.mode_of)
     rate_limit: float | None = None  # the credential's calls/s (None: no limit)
+    planned: bool = True  # the run was wholly planned when the job began
     stats: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retry": 0})
 
     def count(self, key: str, n: int = 1) -> None:
@@ -156,7 +160,12 @@ class RunLedger:
             .first()
         )
         if row is None:
-            return None
+            # Nothing to claim yet while the rest of the list is still being planned:
+            # wait for the next chunk rather than end the job.
+            planning = Run.objects.filter(
+                pk=self.ctx.run_id, status=Run.Status.SENDING, planning_done=False
+            ).exists()
+            return PLANNING_WAIT if planning else None
         not_before = row[1]
         if not_before is None:
             return 0.0
