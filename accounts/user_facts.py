@@ -13,6 +13,7 @@ they need: `two_factor.confirmed_device` and `must_enrol` still query."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group
@@ -31,15 +32,17 @@ class UserFacts:
     has_device: bool  # a confirmed authenticator is enrolled
 
 
+@functools.cache
 def _sql() -> str:
-    user_groups = Group.user_set.through._meta.db_table
+    q = connection.ops.quote_name
+    user_groups = q(Group.user_set.through._meta.db_table)
     return (
-        f"SELECT '{LANGUAGE}', p.language FROM {UserPreference._meta.db_table} p"
+        f"SELECT '{LANGUAGE}', p.language FROM {q(UserPreference._meta.db_table)} p"
         " WHERE p.user_id = %s"
-        f" UNION ALL SELECT '{ROLE}', g.name FROM {Group._meta.db_table} g"
+        f" UNION ALL SELECT '{ROLE}', g.name FROM {q(Group._meta.db_table)} g"
         f" JOIN {user_groups} ug ON ug.group_id = g.id"
         " WHERE ug.user_id = %s"
-        f" UNION ALL SELECT '{DEVICE}', '' FROM {SealedTOTPDevice._meta.db_table} d"
+        f" UNION ALL SELECT '{DEVICE}', '' FROM {q(SealedTOTPDevice._meta.db_table)} d"
         " WHERE d.user_id = %s AND d.confirmed = %s"
     )
 

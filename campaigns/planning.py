@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -100,24 +101,29 @@ def plan(run_id: int, *, hand_over: bool = False) -> str:
     """Job body: create the run's deliveries and batches, chunk by chunk, within a time
     budget; continues itself (or the sweeper does) until the list is exhausted.
 
-    With `hand_over` (the queued plan job), once the first chunk has started the run
-    sending and the list goes on, the job queues itself again and ends: the send jobs,
-    queued by that chunk, come first, and the first of them plans the rest beside its
+    With `hand_over` (the queued plan job), once a chunk leaves the run sending with a
+    send job running or queued, and the list goes on, the job queues itself again and
+    ends: the send jobs come first, and the first of them plans the rest beside its
     calls (`Planner`). The plan job queued again finishes what they leave, if anything."""
+    outcome = "planned"
     with queueing.hold_slot(run_id, queueing.PLAN) as lease:
         if lease is None:
             return "duplicate"
         deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
         while not (step := _plan_chunk(run_id)).done:
-            if hand_over and step.started_sending and step.full:
-                queueing.enqueue(run_id, queueing.PLAN, force=True)
-                return "sending; the send jobs plan the rest"
+            if hand_over and step.sending and step.full and queueing.send_job_busy(run_id):
+                outcome = "sending; the send jobs plan the rest"
+                break
             lease.refresh()
             if time.monotonic() > deadline:
-                queueing.enqueue(run_id, queueing.PLAN, force=True)
-                return "continued"
+                outcome = "continued"
+                break
+    if outcome != "planned":
+        # queued once the slot is free, so that the next job does not find it held
+        queueing.enqueue(run_id, queueing.PLAN, force=True)
+        return outcome
     sweeper.close_run_if_done(run_id)
-    return "planned"
+    return outcome
 
 
 class Planner(threading.Thread):
@@ -151,21 +157,26 @@ class Planner(threading.Thread):
             while not plan_chunk(self.run_id):
                 lease.refresh()
                 if self.stopping.is_set() or time.monotonic() > self.deadline:
-                    queueing.enqueue(self.run_id, queueing.PLAN, force=True)
-                    return "left to the plan job"
-        return "planned"
+                    break
+            else:
+                return "planned"
+        queueing.enqueue(self.run_id, queueing.PLAN, force=True)  # the slot is free now
+        return "left to the plan job"
 
-    def stop(self) -> str:
-        """Stop after the chunk in hand; returns what became of the planning."""
+    def stop(self, refresh: Callable[[], None] = lambda: None) -> str:
+        """Stop after the chunk in hand; returns what became of the planning. `refresh`
+        is called every second meanwhile (the send job's own slot)."""
         self.stopping.set()
-        self.join()
+        while self.is_alive():
+            self.join(timeout=1.0)
+            refresh()
         return self.result
 
 
 @dataclasses.dataclass(frozen=True)
 class _Step:
     done: bool  # planning is complete
-    started_sending: bool = False  # this chunk moved the run from planning to sending
+    sending: bool = False  # the run is sending after this chunk
     full: bool = False  # the chunk was a whole one: the list may go on
 
 
@@ -203,8 +214,12 @@ def _plan_chunk(run_id: int) -> _Step:
             Campaign.objects.filter(pk=run.campaign_id, status=Campaign.Status.QUEUED).update(
                 status=Campaign.Status.SENDING
             )
+        sending = send_now or run.status == Run.Status.SENDING
+        if sending and (send_now or refs):
+            # batches to send: a send job for each free slot (a busy slot is left alone),
+            # so a send job that ended before this chunk does not leave it to the sweeper
             transaction.on_commit(lambda: queueing.kick(run_id, send=True))
-        return _Step(done=not refs, started_sending=send_now, full=len(refs) >= chunk_size)
+        return _Step(done=not refs, sending=sending, full=len(refs) >= chunk_size)
 
 
 def batches_of(items: list, size: int, cap: int = 10) -> list[list]:

@@ -88,6 +88,24 @@ def slot_busy(conn: redis.Redis, run_id: int, slot: Slot) -> bool:
     return bool(conn.exists(_running_key(run_id, slot), _queued_key(run_id, slot)))
 
 
+def send_job_busy(run_id: int) -> bool:
+    """Whether a send job of the run is running or queued (False when Redis is away)."""
+    try:
+        conn = connection()
+        return any(slot_busy(conn, run_id, slot) for slot in send_slots())
+    except redis.RedisError:
+        return False
+
+
+def planning_now(run_id: int) -> bool:
+    """Whether a job (or a send job's planner) holds the run's plan slot right now
+    (False when Redis is away)."""
+    try:
+        return bool(connection().exists(_running_key(run_id, PLAN)))
+    except redis.RedisError:
+        return False
+
+
 def enqueue(run_id: int, slot: Slot, *, force: bool = False) -> bool:
     """Queue the job for `slot` of run `run_id` unless one is running or waiting.
 

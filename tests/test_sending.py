@@ -597,7 +597,7 @@ def test_planning_in_chunks_gives_each_target_one_delivery_in_order(
 
 
 def test_the_plan_job_hands_a_long_list_to_the_first_send_job_which_plans_it_while_sending(
-    credential, template, sandbox, marketer, settings
+    credential, template, sandbox, marketer, settings, monkeypatch
 ):
     """On a worker that runs one job at a time, the calls start after the first chunk,
     not after the whole list: the plan job ends there and the send job plans the rest
@@ -607,6 +607,7 @@ def test_the_plan_job_hands_a_long_list_to_the_first_send_job_which_plans_it_whi
     from campaigns import jobs
 
     settings.PUSH_PLAN_CHUNK = 30  # 97 targets: four chunks, the last one short
+    settings.PUSH_JOB_SECONDS = 30
     campaign = make_campaign(credential, template, make_list(97))
     run = lifecycle.launch(campaign, marketer)
     queue = django_rq.get_queue("push")
@@ -620,11 +621,21 @@ def test_the_plan_job_hands_a_long_list_to_the_first_send_job_which_plans_it_whi
         f"send run {run.pk} (send1)",
         f"plan run {run.pk} (plan)",
     ]
+    plan_chunk = planning.plan_chunk
+
+    def slow_chunk(run_id):  # the planner's chunks take a while: the calls go on meanwhile
+        time.sleep(0.2)
+        return plan_chunk(run_id)
+
+    monkeypatch.setattr(planning, "plan_chunk", slow_chunk)
     result = job.send(run.pk, "send0")
     assert result.startswith("sent 10, failed 0") and result.endswith("; planning: planned")
     run.refresh_from_db()
     assert (run.planning_done, run.total, run.batch_count) == (True, 97, 10)
     assert run.counts().sent == 97
+    first_call = Attempt.objects.filter(batch__run=run).order_by("started_at").first()
+    last_chunk = Batch.objects.filter(run=run).order_by("-created_at").first()
+    assert first_call.started_at < last_chunk.created_at  # sent while still planning
     assert planning.plan(run.pk) == "planned"  # the plan job queued again: nothing left
     drain()
     campaign.refresh_from_db()
@@ -633,8 +644,8 @@ def test_the_plan_job_hands_a_long_list_to_the_first_send_job_which_plans_it_whi
     check_invariants(campaign, sandbox.records())
 
 
-def test_a_planner_told_to_stop_leaves_the_rest_to_the_plan_job_and_none_plans_twice(
-    credential, template, sandbox, marketer, settings, redis_conn
+def test_a_planner_stops_when_told_or_late_leaves_the_rest_to_the_plan_job_and_none_plans_twice(
+    credential, template, sandbox, marketer, settings, redis_conn, monkeypatch
 ):
     import django_rq
 
@@ -652,21 +663,58 @@ def test_a_planner_told_to_stop_leaves_the_rest_to_the_plan_job_and_none_plans_t
     # past its deadline, a planner plans the chunk in hand and queues the plan job
     late = planning.Planner(run.pk, time.monotonic() - 1)
     late.start()
-    assert late.stop() == "left to the plan job"
+    late.join(timeout=30)
+    assert late.result == "left to the plan job"
     run.refresh_from_db()
-    assert (run.total, run.planning_done) == (30, False)
+    assert (run.total, run.planning_done, run.status) == (30, False, Run.Status.SENDING)
     assert [j.description for j in queue.get_jobs()][-1] == f"plan run {run.pk} (plan)"
-    # a send job that has claimed all that is planned waits for the next chunk
+    # told to stop, a planner ends after the chunk in hand; that chunk, planned into a
+    # sending run with no send job left, queues the send jobs again
+    redis_conn.flushdb()
+    plan_chunk = planning.plan_chunk
+    first_done, proceed = threading.Event(), threading.Event()
+
+    def held_chunk(run_id):
+        done = plan_chunk(run_id)
+        first_done.set()
+        assert proceed.wait(timeout=30)
+        return done
+
+    monkeypatch.setattr(planning, "plan_chunk", held_chunk)
+    told = planning.Planner(run.pk, time.monotonic() + 30)
+    told.start()
+    assert first_done.wait(timeout=30)
+    told.stopping.set()
+    proceed.set()
+    told.join(timeout=30)
+    assert told.result == "left to the plan job"
+    run.refresh_from_db()
+    assert (run.total, run.planning_done) == (60, False)
+    assert [j.description for j in queue.get_jobs()] == [
+        f"send run {run.pk} (send0)",
+        f"send run {run.pk} (send1)",
+        f"plan run {run.pk} (plan)",
+    ]
+    # a planner that fails lets the slot go (the sweeper queues the plan job)
+    monkeypatch.setattr(planning, "plan_chunk", lambda run_id: 1 / 0)
+    failing = planning.Planner(run.pk, time.monotonic() + 30)
+    failing.start()
+    assert failing.stop() == "failed" and not queueing.planning_now(run.pk)
+    monkeypatch.setattr(planning, "plan_chunk", plan_chunk)
+    # a send job that has claimed all that is planned waits while a planner is at work
     ledger = RunLedger(job.context_for(run.pk, queueing.Slot("send", 0)))
     Batch.objects.filter(run=run).update(status=Batch.Status.CLAIMED)
-    assert ledger.seconds_until_next_due() == recorder.PLANNING_WAIT
+    assert ledger.seconds_until_next_due() is None  # nobody planning: the job ends
+    with queueing.hold_slot(run.pk, queueing.PLAN):
+        assert ledger.seconds_until_next_due() == recorder.PLANNING_WAIT
     Batch.objects.filter(run=run).update(status=Batch.Status.PENDING)
     assert planning.plan(run.pk) == "planned"
     run.refresh_from_db()
     assert (run.total, run.batch_count, run.planning_done) == (97, 10, True)
-    Batch.objects.filter(run=run).update(status=Batch.Status.CLAIMED)
-    assert ledger.seconds_until_next_due() is None  # all planned: nothing to wait for
     assert Delivery.objects.filter(run=run).values("target_id").distinct().count() == 97
+    Batch.objects.filter(run=run).update(status=Batch.Status.CLAIMED)
+    with queueing.hold_slot(run.pk, queueing.PLAN):
+        assert ledger.seconds_until_next_due() is None  # all planned: nothing to wait for
 
 
 def test_a_zombies_late_success_is_logged_but_counts_once(

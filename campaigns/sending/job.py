@@ -75,7 +75,7 @@ def _send(run_id: int, slot_name: str) -> str:
             sender.run()
         finally:
             ctx.limiter.flush()
-            planned = planner.stop() if planner is not None else None
+            planned = planner.stop(refresh=lease.refresh) if planner is not None else None
         more = has_pending(run_id)
         if more:
             queueing.enqueue(run_id, slot, force=True)

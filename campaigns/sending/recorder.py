@@ -25,7 +25,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns import audit, idbounds, ratelimit
+from campaigns import audit, idbounds, queueing, ratelimit
 from campaigns.models import Attempt, Batch, Campaign, Delivery, Run, RunTally, ScheduledTask
 from campaigns.mpaas.client import (
     AMBIGUOUS,
@@ -160,12 +160,15 @@ class RunLedger:
             .first()
         )
         if row is None:
-            # Nothing to claim yet while the rest of the list is still being planned:
-            # wait for the next chunk rather than end the job.
-            planning = Run.objects.filter(
+            # Nothing to claim yet while the rest of the list is being planned right now:
+            # wait for the next chunk rather than end the job. With no planner at work
+            # the job ends, and the sweeper queues the plan job.
+            unplanned = Run.objects.filter(
                 pk=self.ctx.run_id, status=Run.Status.SENDING, planning_done=False
             ).exists()
-            return PLANNING_WAIT if planning else None
+            if unplanned and queueing.planning_now(self.ctx.run_id):
+                return PLANNING_WAIT
+            return None
         not_before = row[1]
         if not_before is None:
             return 0.0
