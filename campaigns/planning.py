@@ -105,24 +105,16 @@ def plan(run_id: int, *, hand_over: bool = False) -> str:
     send job running or queued, and the list goes on, the job queues itself again and
     ends: the send jobs come first, and the first of them plans the rest beside its
     calls (`Planner`). The plan job queued again finishes what they leave, if anything."""
-    outcome = "planned"
-    with queueing.hold_slot(run_id, queueing.PLAN) as lease:
-        if lease is None:
-            return "duplicate"
-        deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
-        while not (step := _plan_chunk(run_id)).done:
-            if hand_over and step.sending and step.full and queueing.send_job_busy(run_id):
-                outcome = "sending; the send jobs plan the rest"
-                break
-            lease.refresh()
-            if time.monotonic() > deadline:
-                outcome = "continued"
-                break
-    if outcome != "planned":
-        # queued once the slot is free, so that the next job does not find it held
-        queueing.enqueue(run_id, queueing.PLAN, force=True)
-        return outcome
-    sweeper.close_run_if_done(run_id)
+    deadline = time.monotonic() + settings.PUSH_JOB_SECONDS
+
+    def stop(step: _Step) -> str | None:
+        if hand_over and step.sending and step.full and queueing.send_job_busy(run_id):
+            return "sending; the send jobs plan the rest"
+        return "continued" if time.monotonic() > deadline else None
+
+    outcome = _plan_holding_slot(run_id, stop)
+    if outcome == "planned":
+        sweeper.close_run_if_done(run_id)
     return outcome
 
 
@@ -143,25 +135,19 @@ class Planner(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.result = self._plan()
+            self.result = _plan_holding_slot(
+                self.run_id, self._stop_reason, held="planned elsewhere"
+            )
         except Exception:  # noqa: BLE001 - the sweeper queues the plan job for the rest
             log.exception("run %s: planning beside the send job failed", self.run_id)
             self.result = "failed"
         finally:
             connections.close_all()  # this thread's own connection
 
-    def _plan(self) -> str:
-        with queueing.hold_slot(self.run_id, queueing.PLAN) as lease:
-            if lease is None:
-                return "planned elsewhere"
-            while not plan_chunk(self.run_id):
-                lease.refresh()
-                if self.stopping.is_set() or time.monotonic() > self.deadline:
-                    break
-            else:
-                return "planned"
-        queueing.enqueue(self.run_id, queueing.PLAN, force=True)  # the slot is free now
-        return "left to the plan job"
+    def _stop_reason(self, step: _Step) -> str | None:
+        if self.stopping.is_set() or time.monotonic() > self.deadline:
+            return "left to the plan job"
+        return None
 
     def stop(self, refresh: Callable[[], None] = lambda: None) -> str:
         """Stop after the chunk in hand; returns what became of the planning. `refresh`
@@ -171,6 +157,26 @@ class Planner(threading.Thread):
             self.join(timeout=1.0)
             refresh()
         return self.result
+
+
+def _plan_holding_slot(
+    run_id: int, stop: Callable[[_Step], str | None], *, held: str = "duplicate"
+) -> str:
+    """Plan chunk by chunk under the run's plan slot until the list is done ("planned")
+    or `stop`, asked after each chunk, names a reason to stop: then the plan job is
+    queued for the rest, once the slot is let go (so that it does not find the slot
+    held). Returns `held` at once when another holds the slot."""
+    with queueing.hold_slot(run_id, queueing.PLAN) as lease:
+        if lease is None:
+            return held
+        while not (step := _plan_chunk(run_id)).done:
+            lease.refresh()
+            if reason := stop(step):
+                break
+        else:
+            return "planned"
+    queueing.enqueue(run_id, queueing.PLAN, force=True)
+    return reason
 
 
 @dataclasses.dataclass(frozen=True)

@@ -621,13 +621,13 @@ def test_the_plan_job_hands_a_long_list_to_the_first_send_job_which_plans_it_whi
         f"send run {run.pk} (send1)",
         f"plan run {run.pk} (plan)",
     ]
-    plan_chunk = planning.plan_chunk
+    plan_chunk = planning._plan_chunk
 
     def slow_chunk(run_id):  # the planner's chunks take a while: the calls go on meanwhile
         time.sleep(0.2)
         return plan_chunk(run_id)
 
-    monkeypatch.setattr(planning, "plan_chunk", slow_chunk)
+    monkeypatch.setattr(planning, "_plan_chunk", slow_chunk)
     result = job.send(run.pk, "send0")
     assert result.startswith("sent 10, failed 0") and result.endswith("; planning: planned")
     run.refresh_from_db()
@@ -671,16 +671,16 @@ def test_a_planner_stops_when_told_or_late_leaves_the_rest_to_the_plan_job_and_n
     # told to stop, a planner ends after the chunk in hand; that chunk, planned into a
     # sending run with no send job left, queues the send jobs again
     redis_conn.flushdb()
-    plan_chunk = planning.plan_chunk
+    plan_chunk = planning._plan_chunk
     first_done, proceed = threading.Event(), threading.Event()
 
     def held_chunk(run_id):
-        done = plan_chunk(run_id)
+        step = plan_chunk(run_id)
         first_done.set()
         assert proceed.wait(timeout=30)
-        return done
+        return step
 
-    monkeypatch.setattr(planning, "plan_chunk", held_chunk)
+    monkeypatch.setattr(planning, "_plan_chunk", held_chunk)
     told = planning.Planner(run.pk, time.monotonic() + 30)
     told.start()
     assert first_done.wait(timeout=30)
@@ -696,11 +696,11 @@ def test_a_planner_stops_when_told_or_late_leaves_the_rest_to_the_plan_job_and_n
         f"plan run {run.pk} (plan)",
     ]
     # a planner that fails lets the slot go (the sweeper queues the plan job)
-    monkeypatch.setattr(planning, "plan_chunk", lambda run_id: 1 / 0)
+    monkeypatch.setattr(planning, "_plan_chunk", lambda run_id: 1 / 0)
     failing = planning.Planner(run.pk, time.monotonic() + 30)
     failing.start()
     assert failing.stop() == "failed" and not queueing.planning_now(run.pk)
-    monkeypatch.setattr(planning, "plan_chunk", plan_chunk)
+    monkeypatch.setattr(planning, "_plan_chunk", plan_chunk)
     # a send job that has claimed all that is planned waits while a planner is at work
     ledger = RunLedger(job.context_for(run.pk, queueing.Slot("send", 0)))
     Batch.objects.filter(run=run).update(status=Batch.Status.CLAIMED)

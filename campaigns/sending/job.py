@@ -75,7 +75,7 @@ def _send(run_id: int, slot_name: str) -> str:
             sender.run()
         finally:
             ctx.limiter.flush()
-            planned = planner.stop(refresh=lease.refresh) if planner is not None else None
+            planner_result = planner.stop(refresh=lease.refresh) if planner else None
         more = has_pending(run_id)
         if more:
             queueing.enqueue(run_id, slot, force=True)
@@ -84,7 +84,7 @@ def _send(run_id: int, slot_name: str) -> str:
     result = (
         f"sent {ctx.stats['sent']}, failed {ctx.stats['failed']}, retried {ctx.stats['retry']}; "
         + sender.summary()
-        + (f"; planning: {planned}" if planned else "")
+        + (f"; planning: {planner_result}" if planner_result else "")
     )
     log.info("run %s %s: %s", run_id, slot, result)
     return result
