@@ -3,7 +3,9 @@
 Writes a seeded CSV of N unique user IDs (header `user_id`), then in one subprocess per
 side (so each side's peak RSS is its own, from resource.getrusage):
 
-- console: `import_targets(list, file, column="user_id")`, the path an upload takes;
+- console: `import_targets(list, file, column="user_id")`, the path an upload takes (it
+  also prints how long its first pass, reading and staging, took, and the disk the
+  staged rows took: staging.py);
 - baseline: the same file into an equivalent table (same columns, unique constraint and
   index) in one transaction: `executemany` with the sqlite3 module on SQLite, `COPY` on
   PostgreSQL;
@@ -90,17 +92,42 @@ def side_console(args) -> dict:
 
     target_list = TargetList.objects.get(pk=args.list_id)
     before = maxrss_mb()
+    passes = {"read_s": 0.0, "staged_mb": 0.0}
+
+    def read(_rows, _size):  # the first pass: its last call is its end
+        passes["read_s"] = time.perf_counter() - t0
+
+    def written(_rows, _total):
+        passes["staged_mb"] = max(passes["staged_mb"], unlinked_files_mb())
+
     t0 = time.perf_counter()
     with open(args.csv, "rb") as stream:
-        result = import_targets(target_list, stream, column="user_id")
+        result = import_targets(
+            target_list, stream, column="user_id", progress=read, write_progress=written
+        )
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
+        "read_pass_seconds": passes["read_s"],
+        "staging_disk_mb": passes["staged_mb"],
         "rss_before_mb": before,
         "peak_rss_mb": maxrss_mb(),
         "added": result.added,
         "invalid": result.invalid,
     }
+
+
+def unlinked_files_mb() -> float:
+    """The size of the files this process holds open that are already unlinked: the
+    staging database and SQLite's sort files (staging.py)."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").endswith(" (deleted)"):
+                total += os.stat(f"/proc/self/fd/{fd}").st_size
+        except OSError:
+            continue
+    return total / 2**20
 
 
 def _read_ids(path: str):
@@ -251,6 +278,13 @@ def main(argv=None) -> int:
             f"{c.verdict(numbers['rss_met'])})"
         )
         print(f"  ratio to the same-DDL load (context): {ratio_same_ddl:.2f}")
+        read_s = console["read_pass_seconds"]
+        print(
+            f"  console passes: reading and staging {read_s:.2f} s "
+            f"({read_s * 100 / console['seconds']:.0f} %), writing sorted "
+            f"{console['seconds'] - read_s:.2f} s; staging files on disk at most "
+            f"{console['staging_disk_mb']:.0f} MB"
+        )
         c.write_result("import_" + env.vendor, numbers, args.json)
     return 0
 

@@ -78,7 +78,12 @@ def import_targets_file(
         actor = get_user_model().objects.filter(pk=user_id).first()
         with open(path, "rb") as stream:
             result = importing.import_targets(
-                target_list, stream, column=column, actor=actor, progress=status.progress
+                target_list,
+                stream,
+                column=column,
+                actor=actor,
+                progress=status.progress,
+                write_progress=status.writing,
             )
     except TargetList.DoesNotExist:
         status.fail(_("The target list was deleted."))

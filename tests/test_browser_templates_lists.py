@@ -122,6 +122,18 @@ def test_large_file_shows_progress_until_the_job_is_done(
     page.get_by_role("button", name="Upload and import").click()
     expect(page.get_by_role("progressbar")).to_be_visible()
     expect(page.get_by_text("Waiting for a worker to start the import…")).to_be_visible()
+    # The job's two passes, as the page's poll shows them (the job itself runs below).
+    from campaigns.importing import ImportStatus
+
+    [key] = [k.decode().rsplit(":", 1)[1] for k in redis_conn.keys("pushconsole:import:*")]
+    status = ImportStatus(key, target_list.pk)
+    status.progress(2, 6)
+    expect(page.get_by_text("The rows are written once the whole file is read.")).to_be_visible()
+    status.writing(1, 3)
+    expect(
+        page.get_by_text("Writing the valid ones to the list, sorted by target ID")
+    ).to_be_visible()
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "43")
     drain()
     counts = page.locator("#import-counts")  # the next poll brings the outcome
     expect(counts.locator("[data-count=added]")).to_have_text("2")

@@ -291,7 +291,57 @@ def test_progress_is_reported_every_chunk():
     assert calls == [(5, 30), (10, 60), (12, 72)]
 
 
-def test_a_failure_midway_leaves_count_and_rows_consistent_and_is_audited():
+def test_rows_are_staged_then_written_in_id_order_with_progress_for_each_pass():
+    target_list = make_list()
+    Target.objects.create(target_list=target_list, target_id="m-old")
+    TargetList.objects.filter(pk=target_list.pk).update(target_count=1)
+    reading, writing_calls = [], []
+    # 12 rows, 9 valid distinct IDs in no order, one of them twice, one already listed.
+    data = b"q\nc\nbad id\nx\na\nm-old\nc\nz\nb\ny\n\nd\n"
+    result = run(
+        target_list,
+        data,
+        chunk_size=4,
+        progress=lambda rows, size: reading.append((rows, size)),
+        write_progress=lambda done, total: writing_calls.append((done, total)),
+    )
+    assert counts(result) == (12, 8, 1, 1, 2)
+    assert reading == [(4, 13), (8, 25), (12, 32)]
+    # 10 valid rows; chunks of 4 distinct IDs: a b c(x2) d | m-old q x y | z
+    assert writing_calls == [(5, 10), (9, 10), (10, 10)]
+    # New targets are numbered in ID order, after the ones the list had.
+    in_pk_order = list(target_list.targets.order_by("pk").values_list("target_id", flat=True))
+    assert in_pk_order == ["m-old", "a", "b", "c", "d", "q", "x", "y", "z"]
+    assert TargetList.objects.get(pk=target_list.pk).target_count == 9
+
+
+def test_a_file_with_values_is_written_in_id_order_and_a_repeated_id_keeps_its_last_row():
+    target_list = make_list()
+    old = Target.objects.create(target_list=target_list, target_id="k", values={"code": "K0"})
+    TargetList.objects.filter(pk=target_list.pk).update(target_count=1)
+    data = b"user_id,code\nz,Z1\nb,B1\nk,K1\n,E\nb,B2\na,A1\nb,B3\n"
+    writing_calls = []
+    result = run(
+        target_list,
+        data,
+        column="user_id",
+        chunk_size=2,
+        write_progress=lambda done, total: writing_calls.append((done, total)),
+    )
+    assert counts(result) == (7, 3, 2, 1, 1)
+    assert writing_calls == [(4, 6), (6, 6)]  # a b(x3) | k z
+    rows = target_list.targets.order_by("pk").values_list("target_id", "values")
+    assert list(rows) == [
+        ("k", {"code": "K1"}),  # already listed: takes the file's values, keeps its number
+        ("a", {"code": "A1"}),
+        ("b", {"code": "B3"}),
+        ("z", {"code": "Z1"}),
+    ]
+    assert Target.objects.get(target_id="k").pk == old.pk
+    assert TargetList.objects.get(pk=target_list.pk).target_count == 4
+
+
+def test_a_failure_while_reading_writes_nothing_and_is_audited():
     target_list = make_list()
 
     def progress(rows, size):
@@ -301,13 +351,32 @@ def test_a_failure_midway_leaves_count_and_rows_consistent_and_is_audited():
     data = b"".join(b"id-%02d\n" % n for n in range(20))
     with pytest.raises(RuntimeError, match="worker stopped"):
         run(target_list, data, chunk_size=5, progress=progress)
-    assert TargetList.objects.get(pk=target_list.pk).target_count == 10
-    assert target_list.targets.count() == 10
+    assert TargetList.objects.get(pk=target_list.pk).target_count == 0
+    assert target_list.targets.count() == 0
     event = AuditEvent.objects.get(action="target_list.import")
-    assert (event.details["added"], event.details["interrupted"]) == (10, True)
+    assert (event.details["rows_read"], event.details["added"]) == (10, 0)
+    assert (event.details["bytes"], event.details["interrupted"]) == (60, True)
+
+
+def test_a_failure_while_writing_leaves_count_and_rows_consistent_and_is_audited():
+    target_list = make_list()
+
+    def write_progress(done, total):
+        if done >= 10:
+            raise RuntimeError("worker stopped")
+
+    data = b"".join(b"id-%02d\n" % n for n in reversed(range(20)))
+    with pytest.raises(RuntimeError, match="worker stopped"):
+        run(target_list, data, chunk_size=5, write_progress=write_progress)
+    assert TargetList.objects.get(pk=target_list.pk).target_count == 10
+    assert ids_in(target_list) == [f"id-{n:02d}" for n in range(10)]  # the lowest IDs first
+    event = AuditEvent.objects.get(action="target_list.import")
+    assert (event.details["rows_read"], event.details["added"]) == (20, 10)
+    assert event.details["interrupted"] is True
     # Running the whole file again completes it.
     assert counts(run(target_list, data)) == (20, 10, 0, 10, 0)
     assert TargetList.objects.get(pk=target_list.pk).target_count == 20
+    assert target_list.targets.count() == 20
 
 
 def test_upload_size_limit(settings):

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.client import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
 
 from campaigns.models import AuditEvent, Campaign, Credential, MessageTemplate, Target, TargetList
 from campaigns.views.target_lists import MULTIPART_OVERHEAD, LimitedUploadHandler
@@ -341,6 +342,37 @@ def test_large_upload_is_imported_by_a_job_with_progress(
     assert (event.actor, event.details["added"]) == (marketer, 3)
     report = client.get(reverse("target-list-errors", args=[target_list.pk]))
     assert b"bad id" in report.content
+
+
+def test_import_status_shows_the_reading_pass_then_the_writing_pass(
+    client, marketer, target_list, redis_conn
+):
+    from campaigns.views.target_lists import ImportStatus
+
+    client.force_login(marketer)
+    status = ImportStatus.begin(target_list.pk, source="big.csv", total_bytes=1000)
+    url = reverse("target-list-import-status", args=[target_list.pk, status.key])
+    status.progress(1500, 500)  # half the file read
+    reading = client.get(url, HTTP_HX_REQUEST="true")
+    assert reading.context["import_status"]["percent"] == ImportStatus.READ_SHARE // 2
+    assert "1,500 rows read (500\xa0bytes of 1000\xa0bytes)." in reading.text
+    assert "The rows are written once the whole file is read." in reading.text
+    assert 'data-live-summary="Importing: 7%, 1500 rows read"' in reading.text
+    status.progress(3000, 1000)
+    status.writing(720, 2880)  # a quarter of the valid rows written
+    writing = client.get(url, HTTP_HX_REQUEST="true")
+    percent = ImportStatus.READ_SHARE + (100 - ImportStatus.READ_SHARE) // 4
+    assert writing.context["import_status"]["percent"] == percent == 36
+    assert "All 3,000 rows read. Writing the valid ones to the list, sorted by target ID: " in (
+        writing.text
+    )
+    assert "720 of 2,880." in writing.text
+    assert 'data-live-summary="Importing: 36%, 720 rows written"' in writing.text
+    assert 'data-live-state="writing"' in writing.text
+    assert 'hx-trigger="every 1s"' in writing.text
+    with translation.override("zh-hans"):
+        zh = client.get(url, HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "720" in zh.text and "Writing the valid ones" not in zh.text
 
 
 def test_job_reports_a_file_level_error(

@@ -10,13 +10,12 @@ is a per-row error: a per-person campaign never sends an empty value.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils.translation import gettext as _
 
 from campaigns.importing.parsing import ImportFileError, _cells, _Parser
+from campaigns.importing.staging import Staging
 from campaigns.importing.validation import validate_target_id
 from campaigns.importing.writing import ImportResult, Progress, audit_import
 from campaigns.models import Campaign, Target, TargetList
@@ -38,12 +37,13 @@ def import_with_values(
     *,
     chunk_size: int = 5000,
     progress: Progress | None = None,
+    write_progress: Progress | None = None,
     actor=None,
 ) -> ImportResult:
     """Import the rows after `parser`'s header: the ID column as targets, every other
-    named column as the target's values. A target already in the list gets the new
-    values. Raises ImportFileError before writing anything when a mapped column is
-    missing."""
+    named column as the target's values (a target in the file twice keeps its last
+    row's). A target already in the list gets the new values. Raises ImportFileError
+    before writing anything when a mapped column is missing."""
     names = parser.names
     others = [(i, name) for i, name in enumerate(names) if i != parser.index and name]
     needed = mapped_columns(target_list)
@@ -58,24 +58,13 @@ def import_with_values(
         )
     before = Target.objects.filter(target_list=target_list).aggregate(m=Max("id"))["m"] or 0
     result = ImportResult()
-    chunk: dict[str, dict[str, str]] = {}
-    seen: Counter[str] = Counter()  # rows of each target in the chunk
     parser.keep_lines = True
-    in_chunk = 0
     last = None  # (run, index) of the last row counted
 
     def bytes_read() -> int:
         return parser.bytes_read if last is None else last[0].end_of(last[1])
 
-    def flush() -> None:
-        nonlocal chunk, in_chunk, seen
-        if chunk:
-            _write(target_list, chunk, seen, before, result)
-        chunk, in_chunk, seen = {}, 0, Counter()
-        if progress is not None:
-            progress(result.rows_read, bytes_read())
-
-    def _count(run, i: int, target: str) -> None:
+    def _count(run, i: int, target: str, valid: list) -> None:
         result.rows_read += 1
         row = run.first_row + i
         reason = run.reasons.get(i)
@@ -91,20 +80,34 @@ def import_with_values(
             reason = _("no value in column “%(column)s”") % {"column": empty[0]}
             result.add_error(row, reason, run.texts[i])
             return
-        seen[target] += 1
-        chunk[target] = values
+        valid.append((target, values))
 
     try:
-        for run in parser.runs():
-            for i, target in enumerate(run.values):
-                _count(run, i, target)
-                in_chunk += 1
-                last = (run, i)
-                if in_chunk >= chunk_size:
-                    flush()
-        last = None
-        if in_chunk:
-            flush()
+        # Stage the whole file, then write in ID order (staging.py says why).
+        with Staging(with_values=True) as staged:
+            valid: list[tuple[str, dict[str, str]]] = []
+            in_chunk = 0
+            for run in parser.runs():
+                for i, target in enumerate(run.values):
+                    _count(run, i, target, valid)
+                    in_chunk += 1
+                    last = (run, i)
+                    if in_chunk >= chunk_size:
+                        staged.add_with_values(valid)
+                        valid, in_chunk = [], 0
+                        if progress is not None:
+                            progress(result.rows_read, bytes_read())
+            last = None
+            if in_chunk:
+                staged.add_with_values(valid)
+                if progress is not None:
+                    progress(result.rows_read, bytes_read())
+            written = 0
+            for chunk, seen in staged.groups_with_values(chunk_size):
+                _write(target_list, chunk, seen, before, result)
+                written += sum(seen.values())
+                if write_progress is not None:
+                    write_progress(written, staged.rows)
         _remember_columns(target_list, [name for _i, name in others])
     except Exception:
         audit_import(
@@ -117,7 +120,11 @@ def import_with_values(
 
 
 def _write(
-    target_list: TargetList, chunk: dict[str, dict[str, str]], seen: Counter, before, result
+    target_list: TargetList,
+    chunk: dict[str, dict[str, str]],
+    seen: dict[str, int],
+    before,
+    result,
 ) -> None:
     """Insert new targets with their values and give existing ones the new values, and
     add what was inserted to target_count, in one transaction."""

@@ -39,7 +39,8 @@ class ImportStatus:
     def begin(cls, target_list_id: int, *, source: str, total_bytes: int = 0) -> ImportStatus:
         status = cls(uuid.uuid4().hex, target_list_id)
         fields = {"list": target_list_id, "source": source, "state": "queued", "done": 0}
-        status._write({**fields, "total_bytes": total_bytes, "rows_read": 0, "bytes_read": 0})
+        counters = {"rows_read": 0, "bytes_read": 0, "rows_written": 0, "rows_to_write": 0}
+        status._write({**fields, "total_bytes": total_bytes, **counters})
         return status
 
     @classmethod
@@ -51,13 +52,27 @@ class ImportStatus:
         data = {k.decode(): v.decode() for k, v in raw.items()}
         if data.get("list") != str(target_list_id):
             return None
-        for name in ("total_bytes", "bytes_read", "done", *cls.COUNTS):
+        numbers = ("total_bytes", "bytes_read", "rows_written", "rows_to_write", "done")
+        for name in (*numbers, *cls.COUNTS):
             data[name] = int(data.get(name) or 0)
         data["errors"] = json.loads(data.get("errors") or "[]")
         data["key"] = key
-        total = data["total_bytes"]
-        data["percent"] = min(100, data["bytes_read"] * 100 // total) if total else 0
+        data["percent"] = cls.percent(data)
         return data
+
+    # The share of the bar for reading the file; writing takes the rest. Measured with
+    # bench_import.py at 1 M and 10 M IDs: the first pass takes 10-17 % of the time.
+    READ_SHARE = 15
+
+    @classmethod
+    def percent(cls, data: dict[str, Any]) -> int:
+        """How far the import is, 0-100: reading the file, then writing its valid rows."""
+        if data["state"] == "writing":
+            to_write = data["rows_to_write"]
+            done = data["rows_written"] * (100 - cls.READ_SHARE) // to_write if to_write else 0
+            return min(100, cls.READ_SHARE + done)
+        total = data["total_bytes"]
+        return min(cls.READ_SHARE, data["bytes_read"] * cls.READ_SHARE // total) if total else 0
 
     @classmethod
     def error_report(cls, target_list_id: int) -> bytes | None:
@@ -70,7 +85,13 @@ class ImportStatus:
             pipe.execute()
 
     def progress(self, rows_read: int, bytes_read: int) -> None:
+        """Reading the file (the first pass)."""
         self._write({"state": "running", "rows_read": rows_read, "bytes_read": bytes_read})
+
+    def writing(self, rows_written: int, rows_to_write: int) -> None:
+        """Writing the file's valid rows, in ID order (the second pass)."""
+        fields = {"rows_written": rows_written, "rows_to_write": rows_to_write}
+        self._write({"state": "writing", **fields})
 
     def finish(self, result: ImportResult) -> None:
         fields: dict[str, Any] = {name: getattr(result, name) for name in self.COUNTS}

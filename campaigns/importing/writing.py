@@ -1,24 +1,24 @@
 """Writing an import into a TargetList: the upload limit, the chunked writes, the result.
 
-The rows from `parsing.py` are checked (`validation.py`) and written in chunks. Each
-chunk is one transaction that also adds to the list's `target_count`, so a crash
-part-way leaves the count matching the rows and re-running the same file finishes the
-job.
+The rows from `parsing.py` are checked (`validation.py`) and the valid ones staged
+(`staging.py`) until the whole file is read; then the distinct IDs are written in ID
+order, in chunks. Each chunk is one transaction that also adds to the list's
+`target_count`, so a crash part-way leaves the count matching the rows and re-running
+the same file finishes the job.
 
-Duplicates are found by the database, not by a Python set of everything seen (a million
-IDs would cost ~100 MB): each chunk is inserted with conflicts on the list's
-(target_list, target_id) unique constraint ignored, and when some were, the rows it
-created are read back, so `target_count` grows by exactly what was inserted. Chunk
-writes lock the TargetList row (SQLite's IMMEDIATE transactions serialise writers
-anyway); any other code that adds Targets to a list must take the same lock and keep
-the count.
+Duplicates in the file are counted as the staged rows are grouped; IDs already in the
+list are found by the database, not by a Python set of everything there (a million IDs
+would cost ~100 MB): each chunk is inserted with conflicts on the list's (target_list,
+target_id) unique constraint ignored, and when some were, the rows it created are read
+back, so `target_count` grows by exactly what was inserted. Chunk writes lock the
+TargetList row (SQLite's IMMEDIATE transactions serialise writers anyway); any other
+code that adds Targets to a list must take the same lock and keep the count.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from campaigns import audit
 from campaigns.csvio import csv_lines, neutralise
 from campaigns.importing.parsing import ImportFileError, _Parser, _Run
+from campaigns.importing.staging import Staging
 from campaigns.importing.validation import _all_valid, validate_target_id
 from campaigns.models import Target, TargetList
 
@@ -203,19 +204,19 @@ def _write_chunk(
 
 
 def _count_rows(
-    run: _Run, start: int, stop: int, delivery_type: int, chunk: Counter, result: ImportResult
+    run: _Run, start: int, stop: int, delivery_type: int, valid: list[str], result: ImportResult
 ) -> None:
-    """Add rows start..stop-1 of `run` to the chunk (valid ones) or to the errors."""
+    """Add rows start..stop-1 of `run` to `valid` (valid ones) or to the errors."""
     values = run.values[start:stop]
     if not run.reasons and _all_valid(values, delivery_type):
-        chunk.update(values)
+        valid.extend(values)
         return
     for i, value in enumerate(values, start=start):
         reason = run.reasons.get(i)
         if reason is None:
             reason = validate_target_id(value, delivery_type)
         if reason is None:
-            chunk[value] += 1
+            valid.append(value)
         else:
             result.add_error(run.first_row + i, reason, value)
 
@@ -227,68 +228,92 @@ def import_targets(
     column: str | None = None,
     chunk_size: int = 5000,
     progress: Progress | None = None,
+    write_progress: Progress | None = None,
     actor=None,
 ) -> ImportResult:
     """Import the IDs in `stream` (see iter_ids) into `target_list`.
 
     Valid new IDs are added, duplicates and invalid rows are counted, invalid rows are
-    kept for the error report. Every `chunk_size` rows are written in their own
-    transaction (so call this outside transaction.atomic) and `progress(rows_read,
-    bytes_read)` is called. Raises ImportFileError before writing anything when the
-    file as a whole is unusable. Each import, even one that fails part-way, is audited.
+    kept for the error report. Two passes (see staging.py): the whole file is read and
+    its valid rows staged, calling `progress(rows_read, bytes_read)` every `chunk_size`
+    rows; then the distinct IDs are written in ID order, `chunk_size` IDs a transaction
+    (so call this outside transaction.atomic), calling `write_progress(rows_written,
+    valid_rows)`. Raises ImportFileError before writing anything when the file as a
+    whole is unusable; a file that stops being readable part-way also writes nothing.
+    Each import, even one that fails part-way, is audited.
     """
     parser = _Parser(stream, column)
     if len([name for name in parser.names if name]) > 1:
         from campaigns.importing.columns import import_with_values
 
         return import_with_values(
-            target_list, parser, chunk_size=chunk_size, progress=progress, actor=actor
+            target_list,
+            parser,
+            chunk_size=chunk_size,
+            progress=progress,
+            write_progress=write_progress,
+            actor=actor,
         )
     delivery_type = target_list.delivery_type
     before = Target.objects.filter(target_list=target_list).aggregate(m=Max("id"))["m"] or 0
     result = ImportResult()
-    chunk: Counter[str] = Counter()
-    in_chunk = 0
     last: tuple[_Run, int] | None = None  # the last row counted, None before and after
-    # On PostgreSQL chunks are first written as plain INSERTs, until one meets an ID
-    # already in the list; from then on ON CONFLICT skips such IDs.
-    plain = connection.vendor == "postgresql"
 
     def bytes_read() -> int:
         """The bytes of the file the rows counted so far take (all of it at the end)."""
         return parser.bytes_read if last is None else last[0].end_of(last[1])
 
-    def flush() -> None:
-        nonlocal chunk, in_chunk, plain
-        if chunk and not (
-            plain and _write_chunk(target_list.pk, chunk, before, result, plain=True)
-        ):
-            plain = False
-            _write_chunk(target_list.pk, chunk, before, result, plain=False)
-        chunk, in_chunk = Counter(), 0
-        if progress is not None:
-            progress(result.rows_read, bytes_read())
-
     try:
-        for run in parser.runs():
-            start, size = 0, len(run.values)
-            while start < size:
-                stop = min(size, start + chunk_size - in_chunk)
-                _count_rows(run, start, stop, delivery_type, chunk, result)
-                result.rows_read += stop - start
-                in_chunk += stop - start
-                start, last = stop, (run, stop - 1)
-                if in_chunk >= chunk_size:
-                    flush()
-        last = None
-        if in_chunk:
-            flush()
+        with Staging() as staged:
+            valid: list[str] = []
+            in_chunk = 0
+            for run in parser.runs():
+                start, size = 0, len(run.values)
+                while start < size:
+                    stop = min(size, start + chunk_size - in_chunk)
+                    _count_rows(run, start, stop, delivery_type, valid, result)
+                    result.rows_read += stop - start
+                    in_chunk += stop - start
+                    start, last = stop, (run, stop - 1)
+                    if in_chunk >= chunk_size:
+                        staged.add(valid)
+                        valid, in_chunk = [], 0
+                        if progress is not None:
+                            progress(result.rows_read, bytes_read())
+            last = None
+            if in_chunk:
+                staged.add(valid)
+                if progress is not None:
+                    progress(result.rows_read, bytes_read())
+            _write_staged(target_list.pk, staged, before, result, chunk_size, write_progress)
     except Exception:
         audit_import(target_list, actor, result, column, bytes_read(), interrupted=True)
         raise
     audit_import(target_list, actor, result, column, bytes_read(), interrupted=False)
     target_list.refresh_from_db(fields=["target_count", "updated_at"])
     return result
+
+
+def _write_staged(
+    list_id: int,
+    staged: Staging,
+    before: int,
+    result: ImportResult,
+    chunk_size: int,
+    write_progress: Progress | None,
+) -> None:
+    """Write the staged IDs in ID order, `chunk_size` distinct IDs a transaction."""
+    # On PostgreSQL chunks are first written as plain INSERTs, until one meets an ID
+    # already in the list; from then on ON CONFLICT skips such IDs.
+    plain = connection.vendor == "postgresql"
+    written = 0
+    for chunk in staged.groups(chunk_size):
+        if not (plain and _write_chunk(list_id, chunk, before, result, plain=True)):
+            plain = False
+            _write_chunk(list_id, chunk, before, result, plain=False)
+        written += sum(chunk.values())
+        if write_progress is not None:
+            write_progress(written, staged.rows)
 
 
 def audit_import(
