@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 
 import pytest
+from django.db import connection, connections, transaction
+from django.db.models import F
 
 from campaigns.importing import (
     ImportFileError,
@@ -319,7 +322,8 @@ def test_a_file_with_values_is_written_in_id_order_and_a_repeated_id_keeps_its_l
     target_list = make_list()
     old = Target.objects.create(target_list=target_list, target_id="k", values={"code": "K0"})
     TargetList.objects.filter(pk=target_list.pk).update(target_count=1)
-    data = b"user_id,code\nz,Z1\nb,B1\nk,K1\n,E\nb,B2\na,A1\nb,B3\n"
+    # b's last row is neither its first nor its greatest value.
+    data = b"user_id,code\nz,Z1\nb,B3\nk,K1\n,E\nb,B1\na,A1\nb,B2\n"
     writing_calls = []
     result = run(
         target_list,
@@ -334,7 +338,7 @@ def test_a_file_with_values_is_written_in_id_order_and_a_repeated_id_keeps_its_l
     assert list(rows) == [
         ("k", {"code": "K1"}),  # already listed: takes the file's values, keeps its number
         ("a", {"code": "A1"}),
-        ("b", {"code": "B3"}),
+        ("b", {"code": "B2"}),
         ("z", {"code": "Z1"}),
     ]
     assert Target.objects.get(target_id="k").pk == old.pk
@@ -397,3 +401,39 @@ def test_two_hundred_thousand_rows():
     assert counts(result) == (210_000, 200_000, 10_000, 0, 0)
     assert TargetList.objects.get(pk=target_list.pk).target_count == 200_000
     assert Target.objects.filter(target_list=target_list).count() == 200_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_with_values_waits_for_the_list_lock_of_a_concurrent_import():
+    """Another writer holds the list's lock and has inserted an ID of this file, not yet
+    committed. The import must wait for it and count that ID as added by the other, not
+    by itself (PostgreSQL: SQLite serialises writers before this can happen)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's IMMEDIATE transactions serialise the two writers")
+    target_list = make_list()
+    locked, done = threading.Event(), threading.Event()
+
+    def other_writer():
+        try:
+            with transaction.atomic():
+                TargetList.objects.select_for_update().filter(pk=target_list.pk).get()
+                Target.objects.create(target_list=target_list, target_id="b")
+                TargetList.objects.filter(pk=target_list.pk).update(
+                    target_count=F("target_count") + 1
+                )
+                locked.set()
+                done.wait(1.0)  # the import below starts meanwhile and must wait
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert locked.wait(10)
+    result = run(target_list, b"user_id,code\na,A\nb,B\n", column="user_id")
+    done.set()
+    thread.join()
+    assert result.added == 1  # a; b was the other writer's
+    assert result.added + result.duplicates_in_file + result.already_in_list == 2
+    assert TargetList.objects.get(pk=target_list.pk).target_count == 2
+    assert Target.objects.filter(target_list=target_list).count() == 2
+    assert Target.objects.get(target_id="b").values == {"code": "B"}

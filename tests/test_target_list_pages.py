@@ -366,8 +366,9 @@ def test_import_status_shows_the_reading_pass_then_the_writing_pass(
     assert "All 3,000 rows read. Writing the valid ones to the list, sorted by target ID: " in (
         writing.text
     )
-    assert "720 of 2,880." in writing.text
-    assert 'data-live-summary="Importing: 36%, 720 rows written"' in writing.text
+    assert "720 of 2,880 done." in writing.text
+    summary = 'data-live-summary="Importing: 36%, writing the valid rows (720 of 2880 done)"'
+    assert summary in writing.text
     assert 'data-live-state="writing"' in writing.text
     assert 'hx-trigger="every 1s"' in writing.text
     with translation.override("zh-hans"):

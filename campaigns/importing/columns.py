@@ -130,6 +130,10 @@ def _write(
     add what was inserted to target_count, in one transaction."""
     ids = list(chunk)
     with transaction.atomic():
+        # The list's lock, as every writer of its targets takes (writing.py): without it a
+        # concurrent import could add an ID between the look-up and the insert, which
+        # would then count it as added.
+        TargetList.objects.select_for_update().filter(pk=target_list.pk).values_list("pk").get()
         existing: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             existing.update(
