@@ -345,6 +345,14 @@ def test_a_file_with_values_is_written_in_id_order_and_a_repeated_id_keeps_its_l
     assert TargetList.objects.get(pk=target_list.pk).target_count == 4
 
 
+def test_a_row_short_of_cells_keeps_only_the_values_it_has():
+    target_list = make_list()
+    data = "user_id,code,名字\na,A1,安\nb,B1\nc\n".encode()
+    assert counts(run(target_list, data, column="user_id")) == (3, 3, 0, 0, 0)
+    rows = target_list.targets.order_by("pk").values_list("target_id", "values")
+    assert list(rows) == [("a", {"code": "A1", "名字": "安"}), ("b", {"code": "B1"}), ("c", {})]
+
+
 def test_a_failure_while_reading_writes_nothing_and_is_audited():
     target_list = make_list()
 

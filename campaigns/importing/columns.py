@@ -84,7 +84,7 @@ def import_with_values(
 
     try:
         # Stage the whole file, then write in ID order (staging.py says why).
-        with Staging(with_values=True) as staged:
+        with Staging(value_names=[name for _i, name in others]) as staged:
             valid: list[tuple[str, dict[str, str]]] = []
             in_chunk = 0
             for run in parser.runs():

@@ -27,8 +27,11 @@ from collections.abc import Iterable, Iterator
 class Staging:
     """One import's valid rows. Use as a context manager; `close()` drops the file."""
 
-    def __init__(self, *, with_values: bool = False) -> None:
-        self.with_values = with_values
+    def __init__(self, *, value_names: list[str] | None = None) -> None:
+        # A file with value columns: their names, in file order. Each row's values are
+        # staged as a JSON array in that order (null for a cell the row lacks), not as an
+        # object repeating the names, which took twice the disk.
+        self.value_names = value_names
         self.rows = 0  # valid rows staged
         self._db = sqlite3.connect("", isolation_level=None)
         # Throwaway data: no journal, no syncs (a crash loses the import, not the list).
@@ -36,7 +39,7 @@ class Staging:
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
             "CREATE TABLE staged (target_id TEXT NOT NULL"
-            + (", row_values TEXT NOT NULL" if with_values else "")
+            + (", row_values TEXT NOT NULL" if value_names is not None else "")
             + ")"
         )
         self._db.execute("BEGIN")
@@ -59,11 +62,15 @@ class Staging:
         self.rows += self._db.total_changes - before
 
     def add_with_values(self, rows: Iterable[tuple[str, dict[str, str]]]) -> None:
-        """Stage (target ID, the row's other columns), in file order."""
+        """Stage (target ID, {column name: value}), in file order."""
+        names = self.value_names or []
         before = self._db.total_changes
         self._db.executemany(
             "INSERT INTO staged (target_id, row_values) VALUES (?, ?)",
-            ((t, json.dumps(values, ensure_ascii=False)) for t, values in rows),
+            (
+                (t, json.dumps([values.get(name) for name in names], ensure_ascii=False))
+                for t, values in rows
+            ),
         )
         self.rows += self._db.total_changes - before
 
@@ -84,6 +91,14 @@ class Staging:
             "SELECT target_id, count(*), max(rowid), row_values FROM staged "
             "GROUP BY target_id ORDER BY target_id"
         )
+        names = self.value_names or []
         while rows := cursor.fetchmany(size):
-            values = {target_id: json.loads(text) for target_id, _n, _last, text in rows}
+            values = {
+                target_id: {
+                    name: value
+                    for name, value in zip(names, json.loads(text), strict=True)
+                    if value is not None
+                }
+                for target_id, _n, _last, text in rows
+            }
             yield values, {target_id: n for target_id, n, _last, _text in rows}
