@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from campaigns.importing.parsing import ImportFileError, _cells, _Parser
 from campaigns.importing.staging import Staging
 from campaigns.importing.validation import validate_target_id
-from campaigns.importing.writing import ImportResult, Progress, audit_import
+from campaigns.importing.writing import ImportResult, Progress, audit_import, stage_chunk
 from campaigns.models import Campaign, Target, TargetList
 
 
@@ -86,28 +86,22 @@ def import_with_values(
         # Stage the whole file, then write in ID order (staging.py says why).
         with Staging(value_names=[name for _i, name in others]) as staged:
             valid: list[tuple[str, dict[str, str]]] = []
-            in_chunk = 0
+            in_chunk, add = 0, staged.add_with_values
             for run in parser.runs():
                 for i, target in enumerate(run.values):
                     _count(run, i, target, valid)
                     in_chunk += 1
                     last = (run, i)
                     if in_chunk >= chunk_size:
-                        staged.add_with_values(valid)
+                        stage_chunk(add, valid, progress, result.rows_read, bytes_read())
                         valid, in_chunk = [], 0
-                        if progress is not None:
-                            progress(result.rows_read, bytes_read())
             last = None
             if in_chunk:
-                staged.add_with_values(valid)
-                if progress is not None:
-                    progress(result.rows_read, bytes_read())
-            written = 0
+                stage_chunk(add, valid, progress, result.rows_read, bytes_read())
             for chunk, seen in staged.groups_with_values(chunk_size):
                 _write(target_list, chunk, seen, before, result)
-                written += sum(seen.values())
                 if write_progress is not None:
-                    write_progress(written, staged.rows)
+                    write_progress(staged.rows_grouped, staged.rows)
         _remember_columns(target_list, [name for _i, name in others])
     except Exception:
         audit_import(

@@ -33,6 +33,7 @@ class Staging:
         # object repeating the names, which took twice the disk.
         self.value_names = value_names
         self.rows = 0  # valid rows staged
+        self.rows_grouped = 0  # of those, the rows of the groups read back so far
         self._db = sqlite3.connect("", isolation_level=None)
         # Throwaway data: no journal, no syncs (a crash loses the import, not the list).
         self._db.execute("PRAGMA journal_mode=OFF")
@@ -80,7 +81,9 @@ class Staging:
             "SELECT target_id, count(*) FROM staged GROUP BY target_id ORDER BY target_id"
         )
         while rows := cursor.fetchmany(size):
-            yield dict(rows)
+            groups = dict(rows)
+            self.rows_grouped += sum(groups.values())
+            yield groups
 
     def groups_with_values(
         self, size: int
@@ -101,4 +104,6 @@ class Staging:
                 }
                 for target_id, _n, _last, text in rows
             }
-            yield values, {target_id: n for target_id, n, _last, _text in rows}
+            seen = {target_id: n for target_id, n, _last, _text in rows}
+            self.rows_grouped += sum(seen.values())
+            yield values, seen

@@ -276,15 +276,11 @@ def import_targets(
                     in_chunk += stop - start
                     start, last = stop, (run, stop - 1)
                     if in_chunk >= chunk_size:
-                        staged.add(valid)
+                        stage_chunk(staged.add, valid, progress, result.rows_read, bytes_read())
                         valid, in_chunk = [], 0
-                        if progress is not None:
-                            progress(result.rows_read, bytes_read())
             last = None
             if in_chunk:
-                staged.add(valid)
-                if progress is not None:
-                    progress(result.rows_read, bytes_read())
+                stage_chunk(staged.add, valid, progress, result.rows_read, bytes_read())
             _write_staged(target_list.pk, staged, before, result, chunk_size, write_progress)
     except Exception:
         audit_import(target_list, actor, result, column, bytes_read(), interrupted=True)
@@ -306,14 +302,22 @@ def _write_staged(
     # On PostgreSQL chunks are first written as plain INSERTs, until one meets an ID
     # already in the list; from then on ON CONFLICT skips such IDs.
     plain = connection.vendor == "postgresql"
-    written = 0
     for chunk in staged.groups(chunk_size):
         if not (plain and _write_chunk(list_id, chunk, before, result, plain=True)):
             plain = False
             _write_chunk(list_id, chunk, before, result, plain=False)
-        written += sum(chunk.values())
         if write_progress is not None:
-            write_progress(written, staged.rows)
+            write_progress(staged.rows_grouped, staged.rows)
+
+
+def stage_chunk(
+    add: Callable[[list], None], valid: list, progress: Progress | None, rows: int, size: int
+) -> None:
+    """The first pass's step every chunk of rows read: stage the chunk's valid rows, then
+    report `progress(rows_read, bytes_read)`."""
+    add(valid)
+    if progress is not None:
+        progress(rows, size)
 
 
 def audit_import(
